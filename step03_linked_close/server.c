@@ -826,9 +826,10 @@ static int event_loop(struct io_uring *ring, int listen_fd)
 			return 1;
 		}
 		/*
-		 * If a completion is ready (many are posted during the submit
-		 * itself, e.g. a recv whose data had already arrived), this
-		 * returns at once; otherwise it sleeps in the kernel.
+		 * A completion may be there already (an operation can finish
+		 * as soon as it is submitted, e.g. a recv whose data had
+		 * arrived): then this returns at once, without a syscall.
+		 * Otherwise it sleeps in the kernel until one is posted.
 		 */
 		ret = io_uring_wait_cqe(ring, &cqe);
 		if (ret == -EINTR)
