@@ -373,13 +373,14 @@ void server_cleanup(struct server *s)
 }
 
 int run_to_exit(const char *path, const char *const *args, long deadline_ms,
-		int *wstatus, char *err, size_t err_size)
+		int *wstatus, char *out, size_t out_size, char *err, size_t err_size)
 {
 	char *argv[32];
 	size_t argc = 0;
 	int out_fd, err_fd, ret = -1;
 	pid_t pid;
 
+	out[0] = '\0';
 	err[0] = '\0';
 	if (access(path, X_OK) < 0) {
 		set_err("%s: %s (not built? run make first)", path, strerror(errno));
@@ -406,6 +407,7 @@ int run_to_exit(const char *path, const char *const *args, long deadline_ms,
 		set_err("%s still running after %ld ms (it should have exited)",
 			path, deadline_ms);
 	}
+	read_capture(out_fd, out, out_size);
 	read_capture(err_fd, err, err_size);
 out_close_err:
 	close(err_fd);
@@ -830,15 +832,23 @@ static bool response_complete(struct http_response *r, enum read_mode mode)
 
 int tcp_connect(uint16_t port, int timeout_ms)
 {
+	return tcp_connect_addr("127.0.0.1", port, timeout_ms);
+}
+
+int tcp_connect_addr(const char *addr, uint16_t port, int timeout_ms)
+{
 	struct sockaddr_in sin = {
 		.sin_family = AF_INET,
 		.sin_port = htons(port),
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 	};
 	struct pollfd pfd;
 	socklen_t len;
 	int fd, ret, soerr;
 
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1) {
+		set_err("bad IPv4 address %s", addr);
+		return -1;
+	}
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		set_err("socket: %s", strerror(errno));
@@ -847,7 +857,7 @@ int tcp_connect(uint16_t port, int timeout_ms)
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
 		return fd;
 	if (errno != EINPROGRESS) {
-		set_err("connect 127.0.0.1:%u: %s", port, strerror(errno));
+		set_err("connect %s:%u: %s", addr, port, strerror(errno));
 		goto fail;
 	}
 	pfd.fd = fd;
@@ -856,13 +866,13 @@ int tcp_connect(uint16_t port, int timeout_ms)
 		ret = poll(&pfd, 1, timeout_ms);
 	} while (ret < 0 && errno == EINTR);
 	if (ret <= 0) {
-		set_err("connect 127.0.0.1:%u: %s", port,
+		set_err("connect %s:%u: %s", addr, port,
 			ret ? strerror(errno) : "timed out");
 		goto fail;
 	}
 	len = sizeof(soerr);
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0 || soerr) {
-		set_err("connect 127.0.0.1:%u: %s", port, strerror(soerr ? soerr : errno));
+		set_err("connect %s:%u: %s", addr, port, strerror(soerr ? soerr : errno));
 		goto fail;
 	}
 	return fd;

@@ -67,12 +67,12 @@ void server_cleanup(struct server *s);
 
 /*
  * Run @path with @args (NULL terminated, without argv[0]) and wait up to
- * @deadline_ms for it to exit on its own.  Its stderr is copied into
- * @err (NUL terminated).  Returns 0 and the wait status in *wstatus, or -1
- * if it did not exit in time (it is killed then).
+ * @deadline_ms for it to exit on its own.  Its stdout and stderr are
+ * copied into @out and @err (NUL terminated).  Returns 0 and the wait
+ * status in *wstatus, or -1 if it did not exit in time (it is killed then).
  */
 int run_to_exit(const char *path, const char *const *args, long deadline_ms,
-		int *wstatus, char *err, size_t err_size);
+		int *wstatus, char *out, size_t out_size, char *err, size_t err_size);
 
 /* Describe a wait status, e.g. "exit 0", "killed by signal 9". */
 const char *wstatus_str(int wstatus, char *buf, size_t size);
@@ -153,6 +153,7 @@ const char *quote_bytes(const void *p, size_t len, char *buf, size_t size);
 
 /* Connected non-blocking TCP socket to 127.0.0.1:@port, or -1. */
 int tcp_connect(uint16_t port, int timeout_ms);
+int tcp_connect_addr(const char *addr, uint16_t port, int timeout_ms);
 
 int send_all(int fd, const void *buf, size_t len, int timeout_ms);
 

@@ -1,0 +1,47 @@
+# io_uring, one technique at a time.
+#
+#   make                 build every step
+#   make run [STEP=03]   build and start a step on port 8000 (default: the newest)
+#   make test            build everything and run every step's test suite
+#   make diff STEP=03    what step 03 adds to step 02
+#   make deps            install what is missing (as root), or say how
+#   make clean
+#
+# SANITIZE=1 builds servers and tests with AddressSanitizer and UBSan.
+
+STEPS := $(sort $(wildcard step[0-9][0-9]_*))
+NEWEST := $(lastword $(STEPS))
+PORT ?= 8000
+step_dir = $(or $(wildcard step$(STEP)_*),$(error no step $(STEP): try one of $(STEPS)))
+
+all: $(STEPS)
+
+$(STEPS): FORCE
+	@$(MAKE) --no-print-directory -C $@
+
+deps:
+	@sh scripts/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -C tests
+	tests/run_tests
+
+run: deps
+	@$(MAKE) --no-print-directory $(if $(STEP),$(step_dir),$(NEWEST))
+	./$(if $(STEP),$(step_dir),$(NEWEST))/server -p $(PORT)
+
+# No timestamps in the labels, so the output is the same on every machine.
+diff:
+	@case "$(STEP)" in [0-9][0-9]) ;; *) echo "usage: make diff STEP=NN, e.g. make diff STEP=03" >&2; exit 2 ;; esac; \
+	cur=$$(ls -d step$(STEP)_* 2>/dev/null); \
+	prev=$$(ls -d step$$(printf %02d $$(expr $(STEP) - 1))_* 2>/dev/null); \
+	test -n "$$cur" || { echo "no step $(STEP): try one of $(STEPS)" >&2; exit 2; }; \
+	test -n "$$prev" || { echo "step $(STEP) is the first: nothing to diff" >&2; exit 2; }; \
+	diff -u --label $$prev/server.c --label $$cur/server.c $$prev/server.c $$cur/server.c; \
+	test $$? -le 1
+
+clean:
+	@for d in $(STEPS) tests; do $(MAKE) --no-print-directory -C $$d clean; done
+
+.PHONY: all deps test run diff clean FORCE

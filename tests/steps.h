@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * steps.h - what the tests expect of each step's server.  One row of
+ * steps[] in steps.c per step directory; test_steps.c builds one Check
+ * suite per row, so a new step is a new row, not new tests.
+ */
+#ifndef TESTS_STEPS_H
+#define TESTS_STEPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct step {
+	/* Directory under the repository root holding "server"; suite name. */
+	const char *name;
+	/* HTTP/1.1 keep-alive; otherwise the server closes after each response. */
+	bool keep_alive;
+	/* Serves many connections at once (step01 serves one at a time). */
+	bool concurrent;
+	/* Takes "-s MICROSECONDS" (spin budget); rejects it otherwise. */
+	bool takes_spin;
+	/* Must use under IDLE_CPU_LIMIT_PCT of a core when idle. */
+	bool idle_cpu;
+	/*
+	 * Most syscalls per request allowed, measured with strace over
+	 * sequential requests: a new connection per request for closing
+	 * steps, one kept-alive connection for keep-alive steps.
+	 */
+	double syscall_budget;
+	/*
+	 * Exact response to "GET /" sent with "Connection: close"; NULL means
+	 * the canonical response every step up to step05 sends.
+	 */
+	const char *root_response;
+};
+
+#define IDLE_CPU_LIMIT_PCT 5.0
+
+extern const struct step steps[];
+extern const size_t n_steps;
+
+#endif /* TESTS_STEPS_H */
