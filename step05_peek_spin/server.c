@@ -718,6 +718,15 @@ static int setup_ring(struct io_uring *ring)
 
 /* ==================== Event loop ==================== */
 
+/* No syscall: the vDSO serves it where the clocksource allows (tsc, kvm-clock). */
+static __u64 now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void handle_accept(struct io_uring *ring, int listen_fd, int res)
 {
 	struct conn *c;
@@ -823,15 +832,6 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 		handle_close(ring, listen_fd, c, cqe->res);
 		break;
 	}
-}
-
-/* No syscall: the vDSO serves it where the clocksource allows (tsc, kvm-clock). */
-static __u64 now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us)

@@ -89,10 +89,19 @@ static int capture_file(char *path_out, size_t size)
 		set_err("mkostemp %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (path_out)
-		snprintf(path_out, size, "%s", path);
-	else if (unlink(path) < 0)
-		set_err("unlink %s: %s", path, strerror(errno));
+	if (!path_out) {
+		/* Nobody needs the name: the file goes away with its last fd. */
+		if (unlink(path) < 0)
+			set_err("unlink %s: %s", path, strerror(errno));
+		return fd;
+	}
+	if (strlen(path) >= size) {
+		set_err("temporary path %s too long", path);
+		unlink(path);
+		close(fd);
+		return -1;
+	}
+	memcpy(path_out, path, strlen(path) + 1);
 	return fd;
 }
 
@@ -238,6 +247,7 @@ int server_start(struct server *s, const char *path,
 {
 	char *argv[32];
 	char out[512], err[512], q[256], status[64];
+	char saved[sizeof(last_error)];
 	long long deadline;
 	size_t argc = 0;
 	char *nl;
@@ -302,9 +312,9 @@ int server_start(struct server *s, const char *path,
 	}
 fail:
 	/* Keep the message: cleanup may run helpers that overwrite it. */
-	snprintf(err, sizeof(err), "%s", last_error);
+	memcpy(saved, last_error, sizeof(saved));
 	server_cleanup(s);
-	set_err("%s", err);
+	memcpy(last_error, saved, sizeof(saved));
 	return -1;
 }
 
@@ -637,8 +647,8 @@ int strace_finish(struct strace_run *t, long *calls, char *table, size_t table_s
 		return -1;
 	}
 	t->reaped = true;
-	/* strace exits 128+SIGINT after detaching; only a crash is an error. */
-	if (WIFSIGNALED(wstatus)) {
+	/* strace re-raises the SIGINT after detaching; anything else is wrong. */
+	if (WIFSIGNALED(wstatus) && WTERMSIG(wstatus) != SIGINT) {
 		set_err("strace %s", wstatus_str(wstatus, status, sizeof(status)));
 		return -1;
 	}

@@ -94,7 +94,7 @@ double proc_cpu_seconds(pid_t pid);
 struct strace_run {
 	pid_t pid;
 	int err_fd;		/* strace's stderr, an unlinked file */
-	char out_path[64];	/* the -c summary */
+	char out_path[256];	/* the -c summary */
 	bool reaped;
 };
 

@@ -1,0 +1,1239 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_steps.c - black-box tests of every step's HTTP server against the
+ * contract all steps keep: response bytes, /large, error statuses, split
+ * requests, concurrency, graceful stop, fd leaks, syscalls per request
+ * (strace) and idle CPU.  One Check suite per row of steps[] (steps.c).
+ *
+ * Build and run from the repository root, after building the servers:
+ *
+ *	make -C tests && tests/run_tests
+ *
+ * Environment:
+ *	STEPS=step03_linked_close,step04	only these suites (full name or
+ *						"stepNN" prefix)
+ *	CK_RUN_SUITE / CK_RUN_CASE		Check's own selection (tcases are
+ *						http, options, lifecycle, load,
+ *						budget)
+ *	SERVER_DIR=/path/to/repo		where the stepNN_* directories
+ *						are (default: the parent of the
+ *						directory holding run_tests)
+ *	CK_VERBOSITY=verbose			one line per test
+ *	CK_TIMEOUT_MULTIPLIER=3			for slow builds (SANITIZE=1)
+ *
+ * Each test runs in its own process (Check's fork mode) and starts its
+ * own server on an ephemeral port of 127.0.0.1; the checked teardown kills
+ * whatever is left.  A missing server binary fails every test of its
+ * suite: "make test" builds all steps first, so a missing one is a bug.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "steps.h"
+
+#define HOST_HDR "Host: 127.0.0.1\r\n"
+#define REQ_ROOT "GET / HTTP/1.1\r\n" HOST_HDR "\r\n"
+#define REQ_ROOT_CLOSE "GET / HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n"
+#define REQ_LARGE "GET /large HTTP/1.1\r\n" HOST_HDR "\r\n"
+
+static const char canonical_root[] =
+	"HTTP/1.1 200 OK\r\n"
+	"Content-Type: text/plain\r\n"
+	"Content-Length: 17\r\n"
+	"Connection: close\r\n"
+	"\r\n"
+	NICE_DAY;
+
+#define DEFAULT_LARGE 1048576
+#define HEADER_LIMIT 8192
+#define STOP_DEADLINE_MS 1000
+#define SYSCALL_REQUESTS 200
+#define FD_LEAK_CONNECTIONS 500
+#define MANY_CLIENTS 50
+
+static char repo_root[PATH_MAX];
+
+/* State of the running test; each test is its own process. */
+static const struct step *st;
+static char server_path[PATH_MAX + 64];
+static struct server srv;
+static bool srv_started;	/* teardown checks it did not die */
+static struct strace_run tracer;
+static pid_t load_pid;
+
+static void use_step(int i)
+{
+	st = &steps[i];
+	snprintf(server_path, sizeof(server_path), "%s/%s/server", repo_root, st->name);
+}
+
+static enum read_mode step_mode(void)
+{
+	return st->keep_alive ? READ_BY_LENGTH : READ_TO_EOF;
+}
+
+static const char *root_response(void)
+{
+	return st->root_response ? st->root_response : canonical_root;
+}
+
+static void start_server_at(const char *const *args, const char *addr)
+{
+	int ret;
+
+	ret = server_start(&srv, server_path, args, addr);
+	ck_assert_msg(ret == 0, "%s: starting %s: %s", st->name, server_path,
+		      harness_error());
+	srv_started = true;
+}
+
+static void start_server(const char *const *args)
+{
+	start_server_at(args, "127.0.0.1");
+}
+
+/* The server must still be serving; a crash gets named with its stderr. */
+static void assert_running(void)
+{
+	char status[64], err[512];
+
+	ck_assert_msg(server_alive(&srv), "%s: server died: %s; stderr: %s", st->name,
+		      wstatus_str(srv.wstatus, status, sizeof(status)),
+		      server_stderr(&srv, err, sizeof(err)));
+}
+
+/* The server is stopped on purpose from here on. */
+static void stop_expected(void)
+{
+	srv_started = false;
+}
+
+static void setup(void)
+{
+	memset(&srv, 0, sizeof(srv));
+	srv.out_fd = -1;
+	srv.err_fd = -1;
+	memset(&tracer, 0, sizeof(tracer));
+	tracer.err_fd = -1;
+	tracer.reaped = true;
+	srv_started = false;
+	load_pid = 0;
+}
+
+static void teardown(void)
+{
+	char status[64], err[512];
+	bool died = false;
+	int wstatus;
+
+	if (load_pid > 0) {
+		kill(load_pid, SIGKILL);
+		waitpid(load_pid, &wstatus, 0);
+		load_pid = 0;
+	}
+	strace_cleanup(&tracer);
+	if (srv_started && !server_alive(&srv)) {
+		died = true;
+		wstatus_str(srv.wstatus, status, sizeof(status));
+		server_stderr(&srv, err, sizeof(err));
+	}
+	server_cleanup(&srv);
+	ck_assert_msg(!died, "%s: server died during the test: %s; stderr: %s",
+		      st ? st->name : "?", status, err);
+}
+
+/* Parent side, between tcases: collect servers orphaned by killed tests. */
+static void reap_orphans(void)
+{
+	int wstatus;
+
+	while (waitpid(-1, &wstatus, WNOHANG) > 0)
+		;
+}
+
+/* ---- response checks ----------------------------------------------- */
+
+static void exchange(const char *req, size_t len, enum read_mode mode,
+		     struct http_response *r)
+{
+	char q[256];
+	int ret;
+
+	ret = http_exchange(srv.port, req, len, mode, r);
+	ck_assert_msg(ret == 0, "%s: request %s: %s", st->name,
+		      quote_bytes(req, len, q, sizeof(q)), harness_error());
+}
+
+static void assert_exact(const struct http_response *r, const char *want,
+			 const char *what)
+{
+	char got[512], exp[512];
+
+	ck_assert_msg(r->raw_len == strlen(want) && !memcmp(r->raw, want, r->raw_len),
+		      "%s: %s: got %zu bytes %s, want %zu bytes %s", st->name, what,
+		      r->raw_len, quote_bytes(r->raw, r->raw_len, got, sizeof(got)),
+		      strlen(want), quote_bytes(want, strlen(want), exp, sizeof(exp)));
+}
+
+static void assert_header(const struct http_response *r, const char *name,
+			  const char *want, bool prefix, const char *what)
+{
+	char val[256], q[256];
+	const char *v;
+
+	v = http_header(r, name, val, sizeof(val));
+	ck_assert_msg(v && (prefix ? !strncasecmp(v, want, strlen(want)) :
+			    !strcasecmp(v, want)),
+		      "%s: %s: header %s is %s, want %s%s; head %s", st->name, what, name,
+		      v ? v : "(absent)", want, prefix ? "..." : "",
+		      quote_bytes(r->raw, r->header_len, q, sizeof(q)));
+}
+
+static void assert_ok_body(const struct http_response *r, const char *body,
+			   const char *what)
+{
+	char line[128], q[256];
+
+	ck_assert_msg(r->status == 200, "%s: %s: status line \"%s\", want 200", st->name,
+		      what, http_status_line(r, line, sizeof(line)));
+	ck_assert_msg(r->body_len == strlen(body) && !memcmp(r->body, body, r->body_len),
+		      "%s: %s: body %s, want %s", st->name, what,
+		      quote_bytes(r->body, r->body_len, q, sizeof(q)), body);
+}
+
+static void assert_large(const struct http_response *r, size_t want, const char *what)
+{
+	char line[128];
+	size_t bad = 0;
+
+	ck_assert_msg(r->status == 200, "%s: %s: status line \"%s\", want 200", st->name,
+		      what, http_status_line(r, line, sizeof(line)));
+	ck_assert_msg(r->content_length == (long)want,
+		      "%s: %s: Content-Length %ld, want %zu", st->name, what,
+		      r->content_length, want);
+	ck_assert_msg(r->body_len == want, "%s: %s: got %zu body bytes, want %zu",
+		      st->name, what, r->body_len, want);
+	ck_assert_msg(large_body_ok(r->body, r->body_len, &bad),
+		      "%s: %s: body byte %zu is 0x%02x, want 0x%02x", st->name, what, bad,
+		      (unsigned char)r->body[bad],
+		      (unsigned char)NICE_DAY[bad % (sizeof(NICE_DAY) - 1)]);
+}
+
+/*
+ * An error must be a complete response (by Content-Length, text/plain,
+ * non-empty body) and the server must close the connection after it.
+ */
+static void expect_error(const char *req, size_t len, const char *status_line)
+{
+	struct http_response r = { 0 };
+	char line[128], what[320], q[256];
+
+	snprintf(what, sizeof(what), "request %s", quote_bytes(req, len, q, sizeof(q)));
+	exchange(req, len, READ_TO_EOF, &r);
+	ck_assert_msg(!strcmp(http_status_line(&r, line, sizeof(line)), status_line),
+		      "%s: %s: status line \"%s\", want \"%s\"", st->name, what, line,
+		      status_line);
+	assert_header(&r, "Content-Type", "text/plain", true, what);
+	assert_header(&r, "Connection", "close", false, what);
+	ck_assert_msg(r.content_length > 0 && r.body_len == (size_t)r.content_length,
+		      "%s: %s: Content-Length %ld but %zu body bytes before close", st->name,
+		      what, r.content_length, r.body_len);
+	http_response_free(&r);
+}
+
+/* "GET / HTTP/1.1" plus filler headers, exactly @total bytes with CRLFCRLF. */
+static char *request_of_size(size_t total)
+{
+	static const char head[] = "GET / HTTP/1.1\r\n" HOST_HDR;
+	/* "X-FillNNN: " + at least one byte of value + CRLF */
+	const size_t prefix = 11, min_line = prefix + 1 + 2;
+	size_t len = sizeof(head) - 1, left, line, i;
+	char *req;
+
+	ck_assert_uint_ge(total, len + min_line + 2);
+	req = malloc(total + 1);
+	ck_assert_ptr_nonnull(req);
+	memcpy(req, head, len);
+	/* ~100-byte header lines, like a browser's; the last one takes the rest. */
+	for (i = 0; (left = total - 2 - len) > 0; i++) {
+		line = left >= 100 + min_line ? 100 : left;
+		snprintf(req + len, prefix + 1, "X-Fill%03zu: ", i % 1000);
+		len += prefix;
+		memset(req + len, 'a', line - prefix - 2);
+		len += line - prefix - 2;
+		memcpy(req + len, "\r\n", 2);
+		len += 2;
+	}
+	memcpy(req + len, "\r\n", 2);
+	req[total] = '\0';
+	return req;
+}
+
+/* ---- tcase http ------------------------------------------------------ */
+
+START_TEST(get_root_exact_bytes)
+{
+	struct http_response r = { 0 };
+
+	use_step(_i);
+	start_server(NULL);
+	exchange(REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), READ_TO_EOF, &r);
+	assert_exact(&r, root_response(), "GET / with Connection: close");
+	http_response_free(&r);
+}
+END_TEST
+
+START_TEST(get_root_http10)
+{
+	static const char req[] = "GET / HTTP/1.0\r\n\r\n";
+	struct http_response r = { 0 };
+
+	use_step(_i);
+	start_server(NULL);
+	exchange(req, strlen(req), READ_BY_LENGTH, &r);
+	assert_ok_body(&r, NICE_DAY, "HTTP/1.0 GET /");
+	assert_header(&r, "Content-Type", "text/plain", false, "HTTP/1.0 GET /");
+	http_response_free(&r);
+}
+END_TEST
+
+START_TEST(closes_after_response)
+{
+	struct http_response r = { 0 };
+
+	use_step(_i);
+	start_server(NULL);
+	/* No Connection header: closing is the server's own choice here. */
+	exchange(REQ_ROOT, strlen(REQ_ROOT), READ_TO_EOF, &r);
+	ck_assert_msg(r.eof, "%s: no close after the response", st->name);
+	assert_ok_body(&r, NICE_DAY, "GET / without Connection header");
+	assert_header(&r, "Connection", "close", false, "GET /");
+	http_response_free(&r);
+}
+END_TEST
+
+START_TEST(keep_alive_reuses_connection)
+{
+	struct http_response r = { 0 };
+	char what[64];
+	int fd, i, ret;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd >= 0, "%s: %s", st->name, harness_error());
+	for (i = 0; i < 3; i++) {
+		snprintf(what, sizeof(what), "request %d on one connection", i + 1);
+		ret = send_all(fd, REQ_ROOT, strlen(REQ_ROOT), IO_TIMEOUT_MS);
+		ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
+		ret = http_read(fd, READ_BY_LENGTH, IO_TIMEOUT_MS, &r);
+		ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
+		ck_assert_msg(!r.eof, "%s: %s: server closed a keep-alive connection",
+			      st->name, what);
+		assert_ok_body(&r, NICE_DAY, what);
+		assert_header(&r, "Connection", "keep-alive", false, what);
+		http_response_free(&r);
+	}
+	close(fd);
+}
+END_TEST
+
+START_TEST(keep_alive_honours_close)
+{
+	struct http_response r = { 0 };
+
+	use_step(_i);
+	start_server(NULL);
+	exchange(REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), READ_TO_EOF, &r);
+	ck_assert_msg(r.eof, "%s: no close after Connection: close", st->name);
+	assert_ok_body(&r, NICE_DAY, "GET / with Connection: close");
+	assert_header(&r, "Connection", "close", false, "GET / with Connection: close");
+	http_response_free(&r);
+}
+END_TEST
+
+START_TEST(large_default_size)
+{
+	struct http_response r = { 0 };
+
+	use_step(_i);
+	start_server(NULL);
+	exchange(REQ_LARGE, strlen(REQ_LARGE), step_mode(), &r);
+	assert_large(&r, DEFAULT_LARGE, "GET /large with the default size");
+	http_response_free(&r);
+}
+END_TEST
+
+START_TEST(large_custom_size)
+{
+	static const char *const args[] = { "-l", "100000", NULL };
+	struct http_response r = { 0 };
+
+	use_step(_i);
+	start_server(args);
+	exchange(REQ_LARGE, strlen(REQ_LARGE), step_mode(), &r);
+	/* 100000 is not a multiple of 17: the text is cut mid-line. */
+	assert_large(&r, 100000, "GET /large with -l 100000");
+	http_response_free(&r);
+}
+END_TEST
+
+START_TEST(large_small_size)
+{
+	static const char *const args[] = { "-l", "5", NULL };
+	struct http_response r = { 0 };
+
+	use_step(_i);
+	start_server(args);
+	exchange(REQ_LARGE, strlen(REQ_LARGE), step_mode(), &r);
+	assert_large(&r, 5, "GET /large with -l 5");
+	http_response_free(&r);
+}
+END_TEST
+
+START_TEST(large_slow_reader)
+{
+	static const char *const args[] = { "-l", "300000", NULL };
+	struct http_response r = { 0 };
+	int fd, ret, small = 4096;
+
+	use_step(_i);
+	start_server(args);
+	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd >= 0, "%s: %s", st->name, harness_error());
+	/*
+	 * A small receive window and a slow reader force the server's sends
+	 * to come back short; it must carry on where they stopped.
+	 */
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	ret = send_all(fd, REQ_LARGE, strlen(REQ_LARGE), IO_TIMEOUT_MS);
+	ck_assert_msg(ret == 0, "%s: %s", st->name, harness_error());
+	ret = http_read_slow(fd, step_mode(), 15000, 16384, 2000, &r);
+	ck_assert_msg(ret == 0, "%s: slow reader: %s", st->name, harness_error());
+	close(fd);
+	assert_large(&r, 300000, "GET /large read slowly");
+	http_response_free(&r);
+}
+END_TEST
+
+START_TEST(not_found_404)
+{
+	static const char *const paths[] = { "/nope", "/index.html", "/large/", "/largex",
+					     "//", "/LARGE" };
+	char req[128];
+	size_t i;
+
+	use_step(_i);
+	start_server(NULL);
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\n" HOST_HDR "\r\n", paths[i]);
+		expect_error(req, strlen(req), "HTTP/1.1 404 Not Found");
+	}
+	assert_running();
+}
+END_TEST
+
+START_TEST(method_405)
+{
+	static const char *const methods[] = { "POST", "PUT", "DELETE", "OPTIONS", "PATCH" };
+	char req[128];
+	size_t i;
+
+	use_step(_i);
+	start_server(NULL);
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		snprintf(req, sizeof(req),
+			 "%s / HTTP/1.1\r\n" HOST_HDR "Content-Length: 0\r\n\r\n", methods[i]);
+		expect_error(req, strlen(req), "HTTP/1.1 405 Method Not Allowed");
+	}
+	assert_running();
+}
+END_TEST
+
+START_TEST(bad_request_line_400)
+{
+	/* Each is a request line that breaks "METHOD SP TARGET SP HTTP/1.x". */
+	static const char *const lines[] = {
+		"GET /",		/* no version */
+		"GET",			/* method only */
+		"GET  / HTTP/1.1",	/* two spaces */
+		" GET / HTTP/1.1",	/* leading space */
+		"GET / HTTP/1.1 ",	/* trailing space */
+		"GET\t/ HTTP/1.1",	/* tab for a space */
+		"GET /a b HTTP/1.1",	/* space inside the target */
+		"GET / HTTP/2.0",	/* not HTTP/1.x */
+		"GET / HTTP/1.",	/* truncated version */
+		"GET / http/1.1",	/* the protocol name is case-sensitive */
+		"GET / FOO/1.1",
+		"GET /\x01 HTTP/1.1",	/* control byte in the target */
+		"GET /\xff HTTP/1.1",	/* non-ASCII in the target */
+		"GE\x7fT / HTTP/1.1",	/* DEL in the method */
+		"G(T / HTTP/1.1",	/* not a token character */
+	};
+	char req[128];
+	size_t i;
+
+	use_step(_i);
+	start_server(NULL);
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		snprintf(req, sizeof(req), "%s\r\n" HOST_HDR "\r\n", lines[i]);
+		expect_error(req, strlen(req), "HTTP/1.1 400 Bad Request");
+	}
+	assert_running();
+}
+END_TEST
+
+START_TEST(headers_too_large_431)
+{
+	char *req;
+
+	use_step(_i);
+	start_server(NULL);
+	req = request_of_size(9000);
+	expect_error(req, 9000, "HTTP/1.1 431 Request Header Fields Too Large");
+	free(req);
+	assert_running();
+}
+END_TEST
+
+START_TEST(header_limit_boundary)
+{
+	struct http_response r = { 0 };
+	char *req;
+
+	use_step(_i);
+	start_server(NULL);
+	/* The limit counts the final CRLFCRLF: 8192 fits, 8193 does not. */
+	req = request_of_size(HEADER_LIMIT);
+	exchange(req, HEADER_LIMIT, step_mode(), &r);
+	assert_ok_body(&r, NICE_DAY, "8192-byte request head");
+	http_response_free(&r);
+	free(req);
+	req = request_of_size(HEADER_LIMIT + 1);
+	expect_error(req, HEADER_LIMIT + 1, "HTTP/1.1 431 Request Header Fields Too Large");
+	free(req);
+	assert_running();
+}
+END_TEST
+
+START_TEST(request_one_byte_at_a_time)
+{
+	struct http_response r = { 0 };
+	int fd, ret;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd >= 0, "%s: %s", st->name, harness_error());
+	ret = send_bytewise(fd, REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), 1000);
+	ck_assert_msg(ret == 0, "%s: sending byte by byte: %s", st->name, harness_error());
+	ret = http_read(fd, READ_TO_EOF, IO_TIMEOUT_MS, &r);
+	ck_assert_msg(ret == 0, "%s: request sent byte by byte: %s", st->name,
+		      harness_error());
+	close(fd);
+	assert_exact(&r, root_response(), "GET / sent one byte at a time");
+	http_response_free(&r);
+}
+END_TEST
+
+START_TEST(request_split_before_terminator)
+{
+	static const char part1[] = "GET / HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r";
+	struct http_response r = { 0 };
+	int fd, ret;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd >= 0, "%s: %s", st->name, harness_error());
+	ret = send_all(fd, part1, strlen(part1), IO_TIMEOUT_MS);
+	ck_assert_msg(ret == 0, "%s: %s", st->name, harness_error());
+	/* Long enough for the server to have read the first part alone. */
+	sleep_ms(50);
+	ret = send_all(fd, "\n", 1, IO_TIMEOUT_MS);
+	ck_assert_msg(ret == 0, "%s: %s", st->name, harness_error());
+	ret = http_read(fd, READ_TO_EOF, IO_TIMEOUT_MS, &r);
+	ck_assert_msg(ret == 0, "%s: request split inside CRLFCRLF: %s", st->name,
+		      harness_error());
+	close(fd);
+	assert_exact(&r, root_response(), "GET / split inside the final CRLFCRLF");
+	http_response_free(&r);
+}
+END_TEST
+
+START_TEST(bind_address_option)
+{
+	static const char *const args[] = { "-a", "127.0.0.2", NULL };
+	struct http_response r = { 0 };
+	int fd, ret;
+
+	use_step(_i);
+	start_server_at(args, "127.0.0.2");
+	fd = tcp_connect_addr("127.0.0.2", srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd >= 0, "%s: -a 127.0.0.2: %s", st->name, harness_error());
+	ret = send_all(fd, REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), IO_TIMEOUT_MS);
+	ck_assert_msg(ret == 0, "%s: %s", st->name, harness_error());
+	ret = http_read(fd, READ_TO_EOF, IO_TIMEOUT_MS, &r);
+	ck_assert_msg(ret == 0, "%s: -a 127.0.0.2: %s", st->name, harness_error());
+	close(fd);
+	assert_ok_body(&r, NICE_DAY, "GET / on 127.0.0.2");
+	http_response_free(&r);
+	/* Bound to one address only: the same port on 127.0.0.1 is closed. */
+	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	if (fd >= 0)
+		close(fd);
+	ck_assert_msg(fd < 0, "%s: -a 127.0.0.2 also accepts on 127.0.0.1", st->name);
+}
+END_TEST
+
+START_TEST(spin_option_serves)
+{
+	static const char *const args[] = { "-s", "50", NULL };
+	struct http_response r = { 0 };
+
+	use_step(_i);
+	start_server(args);
+	exchange(REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), READ_TO_EOF, &r);
+	assert_exact(&r, root_response(), "GET / with -s 50");
+	http_response_free(&r);
+}
+END_TEST
+
+/* ---- tcase options --------------------------------------------------- */
+
+START_TEST(bad_options_exit_2)
+{
+	/* "-p 0" keeps a server that wrongly starts off the default port. */
+	static const char *const cases[][6] = {
+		{ "-p", "0", "-x", NULL },
+		{ "-p", "0", "extra-argument", NULL },
+		{ "-p", "abc", NULL },
+		{ "-p", "70000", NULL },
+		{ "-p", "-1", NULL },
+		{ "-p", "80x", NULL },
+		{ "-p", NULL },
+		{ "-p", "0", "-l", "abc", NULL },
+		{ "-p", "0", "-l", "-5", NULL },
+		{ "-p", "0", "-a", "not-an-address", NULL },
+		{ "-p", "0", "-a", "127.0.0.256", NULL },
+	};
+	static const char *const spin_bad[] = { "-p", "0", "-s", "abc", NULL };
+	static const char *const spin_unknown[] = { "-p", "0", "-s", "100", NULL };
+	char out[1024], err[1024], status[64], cmd[256];
+	const char *const *args;
+	size_t i, n = sizeof(cases) / sizeof(cases[0]);
+	int ret, wstatus, k;
+
+	use_step(_i);
+	for (i = 0; i <= n; i++) {
+		if (i < n)
+			args = cases[i];
+		else
+			args = st->takes_spin ? spin_bad : spin_unknown;
+		cmd[0] = '\0';
+		for (k = 0; args[k]; k++)
+			snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), " %s", args[k]);
+		ret = run_to_exit(server_path, args, 2000, &wstatus, out, sizeof(out),
+				  err, sizeof(err));
+		ck_assert_msg(ret == 0, "%s: server%s: %s", st->name, cmd, harness_error());
+		ck_assert_msg(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 2,
+			      "%s: server%s: %s, want exit 2; stderr: %s", st->name, cmd,
+			      wstatus_str(wstatus, status, sizeof(status)), err);
+		ck_assert_msg(strcasestr(err, "usage"),
+			      "%s: server%s: no usage on stderr; stderr: %s", st->name, cmd,
+			      err);
+	}
+}
+END_TEST
+
+START_TEST(help_option)
+{
+	static const char *const args[] = { "-h", NULL };
+	char out[1024], err[1024], status[64];
+	int ret, wstatus;
+
+	use_step(_i);
+	ret = run_to_exit(server_path, args, 2000, &wstatus, out, sizeof(out), err,
+			  sizeof(err));
+	ck_assert_msg(ret == 0, "%s: server -h: %s", st->name, harness_error());
+	ck_assert_msg(WIFEXITED(wstatus) &&
+		      (WEXITSTATUS(wstatus) == 0 || WEXITSTATUS(wstatus) == 2),
+		      "%s: server -h: %s, want exit 0 (or 2)", st->name,
+		      wstatus_str(wstatus, status, sizeof(status)));
+	ck_assert_msg(strcasestr(out, "usage") || strcasestr(err, "usage"),
+		      "%s: server -h printed no usage; stdout: %s; stderr: %s", st->name,
+		      out, err);
+}
+END_TEST
+
+/* ---- tcase lifecycle ------------------------------------------------- */
+
+static void stop_and_check(int sig, const char *what)
+{
+	char status[64], err[512];
+	long elapsed = 0;
+	int ret;
+
+	stop_expected();
+	ret = server_stop(&srv, sig, STOP_DEADLINE_MS, &elapsed);
+	ck_assert_msg(ret == 0, "%s: %s: %s; stderr: %s", st->name, what, harness_error(),
+		      server_stderr(&srv, err, sizeof(err)));
+	ck_assert_msg(WIFEXITED(srv.wstatus) && WEXITSTATUS(srv.wstatus) == 0,
+		      "%s: %s: %s after %ld ms, want exit 0; stderr: %s", st->name, what,
+		      wstatus_str(srv.wstatus, status, sizeof(status)), elapsed,
+		      server_stderr(&srv, err, sizeof(err)));
+}
+
+/* One request first, so that the stop is not only tested on a cold server. */
+static void serve_one(void)
+{
+	struct http_response r = { 0 };
+
+	exchange(REQ_ROOT, strlen(REQ_ROOT), step_mode(), &r);
+	assert_ok_body(&r, NICE_DAY, "GET /");
+	http_response_free(&r);
+}
+
+START_TEST(stop_sigint_idle)
+{
+	use_step(_i);
+	start_server(NULL);
+	serve_one();
+	stop_and_check(SIGINT, "SIGINT when idle");
+}
+END_TEST
+
+START_TEST(stop_sigterm_idle)
+{
+	use_step(_i);
+	start_server(NULL);
+	serve_one();
+	stop_and_check(SIGTERM, "SIGTERM when idle");
+}
+END_TEST
+
+START_TEST(stop_sigint_before_any_request)
+{
+	use_step(_i);
+	start_server(NULL);
+	stop_and_check(SIGINT, "SIGINT right after start");
+}
+END_TEST
+
+START_TEST(stop_with_open_connections)
+{
+	static const char partial[] = "GET / HTTP/1.1\r\nHo";
+	int fd_partial, fd_silent;
+
+	use_step(_i);
+	start_server(NULL);
+	fd_silent = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd_silent >= 0, "%s: %s", st->name, harness_error());
+	fd_partial = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd_partial >= 0, "%s: %s", st->name, harness_error());
+	ck_assert_int_eq(send_all(fd_partial, partial, strlen(partial), IO_TIMEOUT_MS), 0);
+	/* Let the server accept and block reading them before the signal. */
+	sleep_ms(100);
+	stop_and_check(SIGINT, "SIGINT with a silent and a half-sent request open");
+	close(fd_partial);
+	close(fd_silent);
+}
+END_TEST
+
+/*
+ * Runs in a child: requests in a loop until the server goes away or 5 s
+ * pass, writing one byte to @ready_fd after the first good response.
+ */
+static void load_loop(uint16_t port, int clients, int ready_fd)
+{
+	struct http_response r[MANY_CLIENTS];
+	long long end = now_ms() + 5000;
+	bool told = false;
+	int i, got, failures = 0;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	while (now_ms() < end && failures < 20) {
+		memset(r, 0, sizeof(r));
+		got = http_many(port, REQ_ROOT, clients, READ_BY_LENGTH, 2000, r);
+		for (i = 0; i < clients; i++)
+			http_response_free(&r[i]);
+		if (got <= 0) {
+			failures++;
+			sleep_ms(10);
+			continue;
+		}
+		if (!told)
+			told = write(ready_fd, "x", 1) == 1;
+	}
+	_exit(0);
+}
+
+START_TEST(stop_sigint_under_load)
+{
+	int pipefd[2], ret, clients;
+	struct pollfd pfd;
+	char c;
+
+	use_step(_i);
+	start_server(NULL);
+	clients = st->concurrent ? 20 : 2;
+	ck_assert_int_eq(pipe(pipefd), 0);
+	fflush(NULL);
+	load_pid = fork();
+	ck_assert_msg(load_pid >= 0, "fork: %s", strerror(errno));
+	if (load_pid == 0) {
+		close(pipefd[0]);
+		load_loop(srv.port, clients, pipefd[1]);
+	}
+	close(pipefd[1]);
+	/* Wait for the load to be flowing, not just started. */
+	pfd.fd = pipefd[0];
+	pfd.events = POLLIN;
+	do {
+		ret = poll(&pfd, 1, IO_TIMEOUT_MS);
+	} while (ret < 0 && errno == EINTR);
+	if (ret == 1)
+		ret = (int)read(pipefd[0], &c, 1);
+	close(pipefd[0]);
+	ck_assert_msg(ret == 1, "%s: the load never got a response", st->name);
+	sleep_ms(100);
+	stop_and_check(SIGINT, "SIGINT under load");
+}
+END_TEST
+
+/* ---- tcase load ------------------------------------------------------ */
+
+START_TEST(many_concurrent_clients)
+{
+	struct http_response r[MANY_CLIENTS];
+	char what[64];
+	int got, i;
+
+	use_step(_i);
+	start_server(NULL);
+	memset(r, 0, sizeof(r));
+	got = http_many(srv.port, REQ_ROOT, MANY_CLIENTS, step_mode(), 10000, r);
+	ck_assert_msg(got == MANY_CLIENTS, "%s: %d of %d concurrent clients answered: %s",
+		      st->name, got, MANY_CLIENTS, harness_error());
+	for (i = 0; i < MANY_CLIENTS; i++) {
+		snprintf(what, sizeof(what), "concurrent client %d", i);
+		assert_ok_body(&r[i], NICE_DAY, what);
+		http_response_free(&r[i]);
+	}
+	assert_running();
+}
+END_TEST
+
+START_TEST(concurrent_large)
+{
+	static const char *const args[] = { "-l", "200000", NULL };
+	struct http_response r[10];
+	char what[64];
+	int got, i;
+
+	use_step(_i);
+	start_server(args);
+	memset(r, 0, sizeof(r));
+	got = http_many(srv.port, REQ_LARGE, 10, step_mode(), 10000, r);
+	ck_assert_msg(got == 10, "%s: %d of 10 concurrent /large clients answered: %s",
+		      st->name, got, harness_error());
+	for (i = 0; i < 10; i++) {
+		snprintf(what, sizeof(what), "concurrent /large client %d", i);
+		assert_large(&r[i], 200000, what);
+		http_response_free(&r[i]);
+	}
+}
+END_TEST
+
+START_TEST(slow_client_does_not_block_others)
+{
+	static const char partial[] = "GET / HTTP/1.1\r\nHo";
+	struct http_response r = { 0 };
+	int fd_partial, fd_silent;
+	long long start;
+	long took;
+
+	use_step(_i);
+	start_server(NULL);
+	fd_silent = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd_silent >= 0, "%s: %s", st->name, harness_error());
+	fd_partial = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd_partial >= 0, "%s: %s", st->name, harness_error());
+	ck_assert_int_eq(send_all(fd_partial, partial, strlen(partial), IO_TIMEOUT_MS), 0);
+	sleep_ms(50);
+	start = now_ms();
+	exchange(REQ_ROOT, strlen(REQ_ROOT), step_mode(), &r);
+	took = (long)(now_ms() - start);
+	assert_ok_body(&r, NICE_DAY, "GET / while two clients stall");
+	ck_assert_msg(took < 1000, "%s: GET / took %ld ms while two clients stalled",
+		      st->name, took);
+	http_response_free(&r);
+	close(fd_partial);
+	close(fd_silent);
+}
+END_TEST
+
+START_TEST(silent_client_times_out)
+{
+	struct http_response r = { 0 };
+	int fd_silent, fd, ret;
+	long long start;
+
+	use_step(_i);
+	start_server(NULL);
+	/* A one-at-a-time server must not wait forever for a silent client. */
+	fd_silent = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd_silent >= 0, "%s: %s", st->name, harness_error());
+	sleep_ms(50);
+	start = now_ms();
+	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd >= 0, "%s: %s", st->name, harness_error());
+	ck_assert_int_eq(send_all(fd, REQ_ROOT, strlen(REQ_ROOT), IO_TIMEOUT_MS), 0);
+	ret = http_read(fd, step_mode(), 8000, &r);
+	ck_assert_msg(ret == 0, "%s: GET / behind a silent client: %s", st->name,
+		      harness_error());
+	assert_ok_body(&r, NICE_DAY, "GET / behind a silent client");
+	printf("%s: served %lld ms after a silent client\n", st->name, now_ms() - start);
+	http_response_free(&r);
+	close(fd);
+	close(fd_silent);
+}
+END_TEST
+
+START_TEST(no_fd_leak)
+{
+	struct http_response r = { 0 };
+	int base, count = -1, i;
+	long long deadline;
+
+	use_step(_i);
+	start_server(NULL);
+	/* Anything opened lazily on the first request belongs to the baseline. */
+	for (i = 0; i < 3; i++) {
+		exchange(REQ_ROOT, strlen(REQ_ROOT), step_mode(), &r);
+		http_response_free(&r);
+	}
+	sleep_ms(50);
+	base = proc_fd_count(srv.pid);
+	ck_assert_msg(base > 0, "%s: %s", st->name, harness_error());
+	for (i = 0; i < FD_LEAK_CONNECTIONS; i++) {
+		exchange(REQ_ROOT, strlen(REQ_ROOT), step_mode(), &r);
+		ck_assert_msg(r.status == 200, "%s: connection %d: status %d", st->name, i,
+			      r.status);
+		http_response_free(&r);
+	}
+	/* Closing may finish asynchronously (io_uring): give it up to 1 s. */
+	deadline = now_ms() + 1000;
+	do {
+		count = proc_fd_count(srv.pid);
+		ck_assert_msg(count > 0, "%s: %s", st->name, harness_error());
+		if (count <= base)
+			break;
+		sleep_ms(20);
+	} while (now_ms() < deadline);
+	ck_assert_msg(count <= base, "%s: %d open fds after %d connections, %d before",
+		      st->name, count, FD_LEAK_CONNECTIONS, base);
+}
+END_TEST
+
+/* ---- tcase budget ---------------------------------------------------- */
+
+/* @n requests, one at a time, the way the step is meant to be used. */
+static void sequential_requests(int n)
+{
+	struct http_response r = { 0 };
+	int fd = -1, i, ret;
+
+	if (st->keep_alive) {
+		fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
+		ck_assert_msg(fd >= 0, "%s: %s", st->name, harness_error());
+	}
+	for (i = 0; i < n; i++) {
+		if (st->keep_alive) {
+			ret = send_all(fd, REQ_ROOT, strlen(REQ_ROOT), IO_TIMEOUT_MS);
+			if (!ret)
+				ret = http_read(fd, READ_BY_LENGTH, IO_TIMEOUT_MS, &r);
+			ck_assert_msg(ret == 0, "%s: request %d: %s", st->name, i,
+				      harness_error());
+		} else {
+			exchange(REQ_ROOT, strlen(REQ_ROOT), READ_TO_EOF, &r);
+		}
+		ck_assert_msg(r.status == 200, "%s: request %d: status %d", st->name, i,
+			      r.status);
+		http_response_free(&r);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+START_TEST(syscall_budget)
+{
+	char why[256], table[8192];
+	double per_request;
+	long calls = 0;
+	int ret;
+
+	use_step(_i);
+	start_server(NULL);
+	sequential_requests(5);
+	ret = strace_start(&tracer, srv.pid, why, sizeof(why));
+	if (ret == 1) {
+		printf("SKIP: %s: syscall budget not measured: %s\n", st->name, why);
+		return;
+	}
+	ck_assert_msg(ret == 0, "%s: strace: %s", st->name, harness_error());
+	sequential_requests(SYSCALL_REQUESTS);
+	ret = strace_finish(&tracer, &calls, table, sizeof(table));
+	ck_assert_msg(ret == 0, "%s: strace: %s", st->name, harness_error());
+	per_request = (double)calls / SYSCALL_REQUESTS;
+	printf("%s: %.2f syscalls per request (budget %g)\n", st->name, per_request,
+	       st->syscall_budget);
+	if (per_request > st->syscall_budget || getenv("SHOW_STRACE"))
+		printf("%s: strace -c over %d requests:\n%s", st->name, SYSCALL_REQUESTS,
+		       table);
+	ck_assert_msg(per_request <= st->syscall_budget,
+		      "%s: %.2f syscalls per request (%ld over %d requests), budget %g",
+		      st->name, per_request, calls, SYSCALL_REQUESTS, st->syscall_budget);
+}
+END_TEST
+
+START_TEST(idle_cpu)
+{
+	struct http_response r[10];
+	double cpu0, cpu1, pct;
+	long long t0, t1;
+	int got, i;
+
+	use_step(_i);
+	start_server(NULL);
+	/* Wake everything up first: an idle test of a cold server proves little. */
+	sequential_requests(20);
+	if (st->concurrent) {
+		memset(r, 0, sizeof(r));
+		got = http_many(srv.port, REQ_ROOT, 10, step_mode(), 10000, r);
+		for (i = 0; i < 10; i++)
+			http_response_free(&r[i]);
+		ck_assert_msg(got == 10, "%s: %s", st->name, harness_error());
+	}
+	/* Spinning may go on briefly after the load (e.g. SQ thread idle time). */
+	sleep_ms(2000);
+	cpu0 = proc_cpu_seconds(srv.pid);
+	t0 = now_ms();
+	ck_assert_msg(cpu0 >= 0, "%s: %s", st->name, harness_error());
+	sleep_ms(2000);
+	cpu1 = proc_cpu_seconds(srv.pid);
+	t1 = now_ms();
+	ck_assert_msg(cpu1 >= 0, "%s: %s", st->name, harness_error());
+	pct = (cpu1 - cpu0) * 100000.0 / (double)(t1 - t0);
+	printf("%s: idle CPU %.1f%% of a core (limit %g%%)\n", st->name, pct,
+	       IDLE_CPU_LIMIT_PCT);
+	ck_assert_msg(pct < IDLE_CPU_LIMIT_PCT,
+		      "%s: idle CPU %.1f%% of a core over %lld ms, limit %g%%", st->name,
+		      pct, t1 - t0, IDLE_CPU_LIMIT_PCT);
+	assert_running();
+}
+END_TEST
+
+/* ---- suites ---------------------------------------------------------- */
+
+static TCase *new_tcase(Suite *s, const char *name, double timeout)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, NULL, reap_orphans);
+	tcase_set_timeout(tc, timeout);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+/* A test runs once per suite, with _i the index of the suite's step. */
+#define ADD(tc, fn) tcase_add_loop_test(tc, fn, idx, idx + 1)
+
+static Suite *step_suite(int idx)
+{
+	const struct step *sp = &steps[idx];
+	Suite *s = suite_create(sp->name);
+	TCase *tc;
+
+	tc = new_tcase(s, "http", 30);
+	ADD(tc, get_root_exact_bytes);
+	ADD(tc, get_root_http10);
+	if (sp->keep_alive) {
+		ADD(tc, keep_alive_reuses_connection);
+		ADD(tc, keep_alive_honours_close);
+	} else {
+		ADD(tc, closes_after_response);
+	}
+	ADD(tc, large_default_size);
+	ADD(tc, large_custom_size);
+	ADD(tc, large_small_size);
+	ADD(tc, large_slow_reader);
+	ADD(tc, not_found_404);
+	ADD(tc, method_405);
+	ADD(tc, bad_request_line_400);
+	ADD(tc, headers_too_large_431);
+	ADD(tc, header_limit_boundary);
+	ADD(tc, request_one_byte_at_a_time);
+	ADD(tc, request_split_before_terminator);
+	ADD(tc, bind_address_option);
+	if (sp->takes_spin)
+		ADD(tc, spin_option_serves);
+
+	tc = new_tcase(s, "options", 30);
+	ADD(tc, bad_options_exit_2);
+	ADD(tc, help_option);
+
+	tc = new_tcase(s, "lifecycle", 30);
+	ADD(tc, stop_sigint_idle);
+	ADD(tc, stop_sigterm_idle);
+	ADD(tc, stop_sigint_before_any_request);
+	ADD(tc, stop_with_open_connections);
+	ADD(tc, stop_sigint_under_load);
+
+	tc = new_tcase(s, "load", 60);
+	if (sp->concurrent) {
+		ADD(tc, many_concurrent_clients);
+		ADD(tc, concurrent_large);
+		ADD(tc, slow_client_does_not_block_others);
+	} else {
+		ADD(tc, silent_client_times_out);
+	}
+	ADD(tc, no_fd_leak);
+
+	tc = new_tcase(s, "budget", 60);
+	ADD(tc, syscall_budget);
+	if (sp->idle_cpu)
+		ADD(tc, idle_cpu);
+	return s;
+}
+
+/* STEPS="a,b c": is @name selected?  A "stepNN" prefix selects that step. */
+static bool step_selected(const char *name, const char *list)
+{
+	const char *p = list;
+	size_t len;
+
+	if (!list || !*list)
+		return true;
+	while (*p) {
+		p += strspn(p, ", ");
+		len = strcspn(p, ", ");
+		if (len && !strncmp(name, p, len) && (name[len] == '\0' || name[len] == '_'))
+			return true;
+		p += len;
+	}
+	return false;
+}
+
+/* Every name in STEPS must match a row: a typo must not run nothing. */
+static int check_step_list(const char *list)
+{
+	const char *p = list;
+	size_t len, i;
+	bool found;
+
+	if (!list)
+		return 0;
+	while (*p) {
+		p += strspn(p, ", ");
+		len = strcspn(p, ", ");
+		if (!len)
+			break;
+		found = false;
+		for (i = 0; i < n_steps; i++)
+			if (!strncmp(steps[i].name, p, len) &&
+			    (steps[i].name[len] == '\0' || steps[i].name[len] == '_'))
+				found = true;
+		if (!found) {
+			fprintf(stderr, "run_tests: STEPS names no known step: %.*s\n",
+				(int)len, p);
+			return -1;
+		}
+		p += len;
+	}
+	return 0;
+}
+
+static int find_repo_root(void)
+{
+	const char *env = getenv("SERVER_DIR");
+	char exe[PATH_MAX];
+	char *slash;
+	ssize_t n;
+	int i;
+
+	if (env && *env) {
+		if (!realpath(env, repo_root)) {
+			fprintf(stderr, "run_tests: SERVER_DIR=%s: %s\n", env, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	/* tests/run_tests lives one level below the repository root. */
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0) {
+		fprintf(stderr, "run_tests: readlink /proc/self/exe: %s\n", strerror(errno));
+		return -1;
+	}
+	exe[n] = '\0';
+	for (i = 0; i < 2; i++) {
+		slash = strrchr(exe, '/');
+		if (!slash) {
+			fprintf(stderr, "run_tests: cannot find the repository above %s\n", exe);
+			return -1;
+		}
+		*slash = '\0';
+	}
+	snprintf(repo_root, sizeof(repo_root), "%s", exe[0] ? exe : "/");
+	return 0;
+}
+
+int main(void)
+{
+	const char *list = getenv("STEPS");
+	SRunner *sr = NULL;
+	int failed, run, wstatus;
+	size_t i;
+
+	/* Lines printed by the forked tests must not be held in a buffer. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (find_repo_root() < 0 || check_step_list(list) < 0)
+		return 2;
+	/* Servers orphaned by a killed test come back to us to be reaped. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		perror("run_tests: prctl(PR_SET_CHILD_SUBREAPER)");
+
+	printf("run_tests: servers under %s\n", repo_root);
+	for (i = 0; i < n_steps; i++) {
+		if (!step_selected(steps[i].name, list))
+			continue;
+		if (!sr)
+			sr = srunner_create(step_suite((int)i));
+		else
+			srunner_add_suite(sr, step_suite((int)i));
+	}
+	if (!sr) {
+		fprintf(stderr, "run_tests: STEPS=\"%s\" selects no step\n", list);
+		return 2;
+	}
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	run = srunner_ntests_run(sr);
+	srunner_free(sr);
+	while (waitpid(-1, &wstatus, WNOHANG) > 0)
+		;
+	return failed || run == 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
