@@ -35,6 +35,7 @@
 #define MAX_LARGE_BYTES		(1024 * 1024 * 1024)
 #define MAX_HEADER_BYTES	8192	/* request line + headers + blank line */
 #define SOCKET_TIMEOUT_SEC	2	/* how long a silent client may hold us */
+#define ACCEPT_BACKOFF_MS	250	/* pause after accept ran out of fds */
 
 struct config {
 	const char *addr;
@@ -176,7 +177,8 @@ static int equals_nocase(const unsigned char *s, size_t len, const char *lit)
 	return 1;
 }
 
-/* Apply the headers we care about: Connection, Content-Length, Transfer-Encoding. */
+/* Apply the headers we care about: Connection, Content-Length, Transfer-Encoding.
+ * val starts after the optional whitespace; trailing whitespace is trimmed here. */
 static void apply_header(struct request *req, const unsigned char *name,
 			 size_t name_len, const unsigned char *val, size_t val_len)
 {
@@ -214,7 +216,7 @@ static enum parse_status parse_request(const char *buf, size_t len,
 	size_t end = len < MAX_HEADER_BYTES ? len : MAX_HEADER_BYTES;
 	enum parse_status more = len >= MAX_HEADER_BYTES ? PARSE_TOO_LARGE :
 							   PARSE_INCOMPLETE;
-	size_t i = 0, start, name_len;
+	size_t i = 0, start, name_len, val;
 	const char *version = "HTTP/1.";
 
 	memset(req, 0, sizeof(*req));
@@ -284,12 +286,11 @@ static enum parse_status parse_request(const char *buf, size_t len,
 		name_len = i - start;
 		for (i++; i < end && (p[i] == ' ' || p[i] == '\t'); i++)
 			;
-		while (i < end && is_value_char(p[i]))
-			i++;
+		for (val = i; i < end && is_value_char(p[i]); i++)
+			;
 		if (i == end)
 			return more;
-		apply_header(req, p + start, name_len, p + start + name_len + 1,
-			     i - (start + name_len + 1));
+		apply_header(req, p + start, name_len, p + val, i - val);
 	}
 }
 
@@ -384,11 +385,22 @@ static const struct response *choose_response(enum parse_status status,
 /* ==================== Sockets ==================== */
 
 static volatile sig_atomic_t stop_requested;
+static volatile int wake_fds[2] = { -1, -1 };	/* listener, current connection */
 
 static void on_signal(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
+	/*
+	 * A signal that lands just before a blocking call does not interrupt
+	 * it. Shutting the sockets down (shutdown() is async-signal-safe)
+	 * makes an accept(), recv() or send() on them return at once, whether
+	 * it is already blocked or about to start.
+	 */
+	if (wake_fds[0] >= 0)
+		shutdown(wake_fds[0], SHUT_RDWR);
+	if (wake_fds[1] >= 0)
+		shutdown(wake_fds[1], SHUT_RDWR);
 }
 
 /*
@@ -462,11 +474,13 @@ fail:
 
 /*
  * Timeouts go on the listening socket once: Linux copies SO_RCVTIMEO and
- * SO_SNDTIMEO into every socket accept() returns, so a silent or stalled
- * client holds this one-at-a-time server for SOCKET_TIMEOUT_SEC at most,
- * at no syscall per connection. accept() itself then wakes up every
- * SOCKET_TIMEOUT_SEC with EAGAIN, which also bounds how long a stop request
- * that lands just before accept() can wait.
+ * SO_SNDTIMEO into every socket accept() returns, at no syscall per
+ * connection. A client that goes silent, or stops reading, holds this
+ * one-at-a-time server for SOCKET_TIMEOUT_SEC; one that trickles a byte
+ * now and then holds it far longer, since each recv() and send() gets the
+ * full timeout. A blocking server cannot help that: step02 serves the
+ * others meanwhile. accept() itself wakes up every SOCKET_TIMEOUT_SEC with
+ * EAGAIN, which is harmless.
  */
 static int set_socket_timeouts(int fd)
 {
@@ -490,10 +504,11 @@ static int send_all(int fd, const struct response *resp)
 	/* send() may take only part of a large body: go on from where it stopped. */
 	while (sent < resp->len) {
 		n = send(fd, resp->data + sent, resp->len - sent, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR && !stop_requested)
+			continue;
 		if (n < 0) {
-			if (errno == EINTR && !stop_requested)
-				continue;
-			report_conn_error("send", errno);
+			if (!stop_requested)
+				report_conn_error("send", errno);
 			return -1;
 		}
 		sent += n;
@@ -514,7 +529,8 @@ static void serve_connection(int fd)
 		if (n < 0 && errno == EINTR && !stop_requested)
 			continue;
 		if (n < 0) {
-			report_conn_error("recv", errno);
+			if (!stop_requested)
+				report_conn_error("recv", errno);
 			return;
 		}
 		if (n == 0)	/* closed before a whole request: nothing to answer */
@@ -529,25 +545,31 @@ static void serve_connection(int fd)
 
 static int event_loop(int listen_fd)
 {
-	int fd;
+	int fd, err;
 
+	wake_fds[0] = listen_fd;
 	while (!stop_requested) {
 		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			err = errno;
+			if (stop_requested || err == EINTR || err == EAGAIN)
 				continue;
-			report_conn_error("accept", errno);
+			report_conn_error("accept", err);
 			/*
 			 * Out of descriptors or memory: the connection stays in
 			 * the backlog, so retrying at once would fail at once
 			 * and burn a core. Give clients time to leave.
 			 */
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM)
-				usleep(100 * 1000);
+			if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
+			    err == ENOMEM)
+				usleep(ACCEPT_BACKOFF_MS * 1000);
 			continue;
 		}
-		serve_connection(fd);
+		/* From here on the signal handler can wake a recv() or send() on fd. */
+		wake_fds[1] = fd;
+		if (!stop_requested)
+			serve_connection(fd);
+		wake_fds[1] = -1;
 		if (close(fd))
 			perror("close");
 	}

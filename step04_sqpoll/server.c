@@ -38,7 +38,8 @@
 #define MAX_CONNS		1024	/* connections served at once */
 #define QUEUE_DEPTH		256	/* SQ entries */
 #define CQ_ENTRIES		4096	/* >= every request that can be in flight */
-#define ACCEPT_BACKOFF_MS	100	/* pause after accept ran out of fds */
+#define ACCEPT_BACKOFF_MS	250	/* pause after accept ran out of fds */
+#define STOP_CHECK_MS		500	/* longest sleep before looking at stop_requested */
 #define SQ_THREAD_IDLE_MS	100	/* the SQ thread sleeps after this long idle */
 
 struct config {
@@ -181,7 +182,8 @@ static int equals_nocase(const unsigned char *s, size_t len, const char *lit)
 	return 1;
 }
 
-/* Apply the headers we care about: Connection, Content-Length, Transfer-Encoding. */
+/* Apply the headers we care about: Connection, Content-Length, Transfer-Encoding.
+ * val starts after the optional whitespace; trailing whitespace is trimmed here. */
 static void apply_header(struct request *req, const unsigned char *name,
 			 size_t name_len, const unsigned char *val, size_t val_len)
 {
@@ -219,7 +221,7 @@ static enum parse_status parse_request(const char *buf, size_t len,
 	size_t end = len < MAX_HEADER_BYTES ? len : MAX_HEADER_BYTES;
 	enum parse_status more = len >= MAX_HEADER_BYTES ? PARSE_TOO_LARGE :
 							   PARSE_INCOMPLETE;
-	size_t i = 0, start, name_len;
+	size_t i = 0, start, name_len, val;
 	const char *version = "HTTP/1.";
 
 	memset(req, 0, sizeof(*req));
@@ -289,12 +291,11 @@ static enum parse_status parse_request(const char *buf, size_t len,
 		name_len = i - start;
 		for (i++; i < end && (p[i] == ' ' || p[i] == '\t'); i++)
 			;
-		while (i < end && is_value_char(p[i]))
-			i++;
+		for (val = i; i < end && is_value_char(p[i]); i++)
+			;
 		if (i == end)
 			return more;
-		apply_header(req, p + start, name_len, p + start + name_len + 1,
-			     i - (start + name_len + 1));
+		apply_header(req, p + start, name_len, p + val, i - val);
 	}
 }
 
@@ -558,15 +559,14 @@ static int accept_armed;	/* an accept (or its backoff) is in flight */
 
 /*
  * The SQ holds QUEUE_DEPTH entries; one pass over a burst of completions
- * may queue more than that. When it is full, hand what is queued to the
- * kernel, which frees the entries, and try again.
+ * may queue more than that. When it has fewer than n free, hand what is
+ * queued to the kernel, which frees the entries, and look again.
  */
-static struct io_uring_sqe *get_sqe(struct io_uring *ring)
+static void make_room(struct io_uring *ring, unsigned int n)
 {
-	struct io_uring_sqe *sqe;
 	int ret;
 
-	while (!(sqe = io_uring_get_sqe(ring))) {
+	while (io_uring_sq_space_left(ring) < n) {
 		ret = io_uring_submit(ring);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
 		    ret != -EBUSY) {
@@ -574,7 +574,13 @@ static struct io_uring_sqe *get_sqe(struct io_uring *ring)
 			exit(1);
 		}
 	}
-	return sqe;
+}
+
+/* Never NULL: make_room() has made sure there is a free entry. */
+static struct io_uring_sqe *get_sqe(struct io_uring *ring)
+{
+	make_room(ring, 1);
+	return io_uring_get_sqe(ring);
 }
 
 static void queue_accept(struct io_uring *ring, int listen_fd)
@@ -681,9 +687,9 @@ static int setup_ring(struct io_uring *ring)
 
 	memset(&p, 0, sizeof(p));
 	/*
-	 * Every connection has at most one request in flight, so a CQ of
-	 * CQ_ENTRIES holds all completions at once: the kernel never has to
-	 * park them on its overflow list.
+	 * A connection has at most two requests in flight, so a CQ of
+	 * CQ_ENTRIES holds all their completions at once: the kernel never
+	 * has to park them on its overflow list.
 	 */
 	p.flags = IORING_SETUP_CQSIZE;
 	p.cq_entries = CQ_ENTRIES;
@@ -752,6 +758,12 @@ static void handle_recv(struct io_uring *ring, struct conn *c, int res)
 		return;
 	}
 	c->resp = choose_response(status, &req);
+	/*
+	 * A link must reach the kernel in one submission: had get_sqe() to
+	 * submit between the two, the chain would end at the send, and the
+	 * close could run before it. So make room for both first.
+	 */
+	make_room(ring, 2);
 	queue_send(ring, c);
 	queue_close(ring, c);
 }
@@ -813,6 +825,16 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 	}
 }
 
+/*
+ * A signal interrupts a wait that has begun, but one that lands after the
+ * loop looked at stop_requested and before the wait began would leave us
+ * asleep until the next completion. Waking up every STOP_CHECK_MS when
+ * idle bounds how long a stop request can wait.
+ */
+static struct __kernel_timespec stop_check = {
+	.tv_nsec = STOP_CHECK_MS * 1000000LL,
+};
+
 static int event_loop(struct io_uring *ring, int listen_fd)
 {
 	struct io_uring_cqe *cqe;
@@ -833,8 +855,8 @@ static int event_loop(struct io_uring *ring, int listen_fd)
 		 * arrived): then this returns at once, without a syscall.
 		 * Otherwise it sleeps in the kernel until one is posted.
 		 */
-		ret = io_uring_wait_cqe(ring, &cqe);
-		if (ret == -EINTR)
+		ret = io_uring_wait_cqe_timeout(ring, &cqe, &stop_check);
+		if (ret == -EINTR || ret == -ETIME)
 			continue;
 		if (ret < 0) {
 			fprintf(stderr, "io_uring_wait_cqe: %s\n", strerror(-ret));
