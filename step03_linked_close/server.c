@@ -12,7 +12,9 @@
  * completes with -ECANCELED and the socket is still open: handle_close()
  * closes it with a request of its own.
  *
- * Needs: Linux 5.6 or newer (IORING_OP_SEND, RECV, CLOSE), liburing 2.3.
+ * Needs: Linux 5.6 or newer (IORING_OP_SEND, RECV, CLOSE), and 5.18 for
+ * MSG_WAITALL on a send; before it a short send also breaks the link, and
+ * the client gets a cut body and a closed connection. liburing 2.3.
  *
  * Try it:
  *	make -C step03_linked_close
