@@ -538,6 +538,7 @@ static bool find_in_path(const char *name, char *out, size_t size)
 int strace_start(struct strace_run *t, pid_t target, char *why, size_t why_size)
 {
 	char exe[256], pid_str[16], err[1024], status[64];
+	char saved[sizeof(last_error)];
 	char *argv[10];
 	long long deadline;
 	int wstatus, out_fd;
@@ -555,7 +556,7 @@ int strace_start(struct strace_run *t, pid_t target, char *why, size_t why_size)
 	/* strace itself creates the -o file; we only reserve a unique name. */
 	out_fd = capture_file(t->out_path, sizeof(t->out_path));
 	if (out_fd < 0)
-		return -1;
+		goto fail;
 	close(out_fd);
 
 	snprintf(pid_str, sizeof(pid_str), "%d", (int)target);
@@ -570,14 +571,14 @@ int strace_start(struct strace_run *t, pid_t target, char *why, size_t why_size)
 	t->pid = spawn(exe, argv, t->err_fd, t->err_fd);
 	if (t->pid < 0) {
 		t->pid = 0;
-		return -1;
+		goto fail;
 	}
 	t->reaped = false;
 
 	deadline = now_ms() + 5000;
 	for (;;) {
 		if (read_capture(t->err_fd, err, sizeof(err)) < 0)
-			return -1;
+			goto fail;
 		if (strstr(err, "attached"))
 			break;
 		if (waitpid(t->pid, &wstatus, WNOHANG) == t->pid) {
@@ -586,15 +587,16 @@ int strace_start(struct strace_run *t, pid_t target, char *why, size_t why_size)
 			if (strstr(err, "not permitted") || strstr(err, "ptrace")) {
 				snprintf(why, why_size, "strace cannot attach here: %.*s",
 					 (int)strcspn(err, "\n"), err);
+				strace_cleanup(t);
 				return 1;
 			}
 			set_err("strace exited (%s) before attaching: %s",
 				wstatus_str(wstatus, status, sizeof(status)), err);
-			return -1;
+			goto fail;
 		}
 		if (now_ms() >= deadline) {
 			set_err("strace did not attach within 5 s; its stderr: %s", err);
-			return -1;
+			goto fail;
 		}
 		sleep_ms(5);
 	}
@@ -604,6 +606,12 @@ int strace_start(struct strace_run *t, pid_t target, char *why, size_t why_size)
 	 */
 	sleep_ms(150);
 	return 0;
+fail:
+	/* A failing test exits without teardown: leave no file behind. */
+	memcpy(saved, last_error, sizeof(saved));
+	strace_cleanup(t);
+	memcpy(last_error, saved, sizeof(saved));
+	return -1;
 }
 
 static long parse_total_calls(const char *table)
@@ -629,42 +637,48 @@ static long parse_total_calls(const char *table)
 int strace_finish(struct strace_run *t, long *calls, char *table, size_t table_size)
 {
 	char buf[8192], status[64];
-	int wstatus, fd;
+	int wstatus, fd, ret = -1;
 	ssize_t n;
 
 	if (t->reaped) {
 		set_err("strace is not running");
-		return -1;
+		goto out;
 	}
 	if (kill(t->pid, SIGINT) < 0) {
 		set_err("kill strace: %s", strerror(errno));
-		return -1;
+		goto out;
 	}
 	if (!wait_until(t->pid, now_ms() + 5000, &wstatus)) {
 		kill_and_reap(t->pid, &wstatus);
 		t->reaped = true;
 		set_err("strace did not exit within 5 s of SIGINT");
-		return -1;
+		goto out;
 	}
 	t->reaped = true;
 	/* strace re-raises the SIGINT after detaching; anything else is wrong. */
 	if (WIFSIGNALED(wstatus) && WTERMSIG(wstatus) != SIGINT) {
 		set_err("strace %s", wstatus_str(wstatus, status, sizeof(status)));
-		return -1;
+		goto out;
 	}
 	fd = open(t->out_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		set_err("open %s: %s", t->out_path, strerror(errno));
-		return -1;
+		goto out;
 	}
 	n = read_capture(fd, buf, sizeof(buf));
 	close(fd);
 	if (n < 0)
-		return -1;
+		goto out;
 	*calls = parse_total_calls(buf);
 	if (table)
 		snprintf(table, table_size, "%s", buf);
-	return 0;
+	ret = 0;
+out:
+	/* Now, not in teardown: a test whose assert fails exits without it. */
+	if (t->out_path[0])
+		unlink(t->out_path);
+	t->out_path[0] = '\0';
+	return ret;
 }
 
 void strace_cleanup(struct strace_run *t)
@@ -1060,8 +1074,13 @@ struct mclient {
 
 static void mclient_fail(struct mclient *c, int i, bool *failed, const char *what)
 {
-	if (!*failed)
-		set_err("client %d: %s", i, what);
+	/* @what may be last_error itself, which set_err overwrites. */
+	char copy[sizeof(last_error)];
+
+	if (!*failed) {
+		snprintf(copy, sizeof(copy), "%s", what);
+		set_err("client %d: %s", i, copy);
+	}
 	*failed = true;
 	c->state = MC_FAILED;
 }

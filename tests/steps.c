@@ -5,51 +5,55 @@
  */
 #include "steps.h"
 
+static const char *const spin_through_pauses[] = { "-s", "100000", NULL };
+
 const struct step steps[] = {
 	{
 		.name = "step01_blocking",
-		.syscall_budget = 5,
+		.syscall_budget = 4.5,		/* measured: 4.00 */
 	},
 	{
 		.name = "step02_io_uring_wait",
 		.concurrent = true,
-		.syscall_budget = 5,
+		.syscall_budget = 4,		/* measured: 3.0 to 3.5 */
 	},
 	{
 		.name = "step03_linked_close",
 		.concurrent = true,
-		.syscall_budget = 4,
+		.syscall_budget = 3,		/* measured: 2.0 to 2.5 */
 	},
 	{
 		.name = "step04_sqpoll",
 		.concurrent = true,
-		.syscall_budget = 2,
+		.syscall_budget = 2.5,		/* measured: 2.1 to 2.35 */
 	},
 	{
 		.name = "step05_peek_spin",
 		.concurrent = true,
 		.takes_spin = true,
 		.idle_cpu = true,
-		/* "zero", with room for a stray wakeup or two in 200 requests */
-		.syscall_budget = 0.05,
+		/* zero, with room for waking the SQ thread once or twice */
+		.syscall_budget = 0.01,
+		.budget_args = spin_through_pauses,
 	},
-	/*
-	 * The keep-alive steps, once their directories exist (budgets to be
-	 * set after a first measurement):
-	 *
-	 * {
-	 *	.name = "step06_multishot_bufring",
-	 *	.keep_alive = true,
-	 *	.concurrent = true,
-	 *	.takes_spin = true,
-	 *	.idle_cpu = true,
-	 *	.syscall_budget = 0.05,
-	 * },
-	 * {
-	 *	.name = "step07_send_zc",
-	 *	...same fields...
-	 * },
-	 */
+	{
+		.name = "step06_multishot_bufring",
+		.keep_alive = true,
+		.concurrent = true,
+		.takes_spin = true,
+		.idle_cpu = true,
+		.syscall_budget = 0.01,
+		.budget_args = spin_through_pauses,
+	},
+	{
+		.name = "step07_send_zc",
+		.keep_alive = true,
+		.concurrent = true,
+		.takes_spin = true,
+		.idle_cpu = true,
+		.syscall_budget = 0.01,
+		.budget_args = spin_through_pauses,
+	},
 };
 
 const size_t n_steps = sizeof(steps) / sizeof(steps[0]);

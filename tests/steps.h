@@ -28,6 +28,14 @@ struct step {
 	 */
 	double syscall_budget;
 	/*
+	 * Options for that measurement, or NULL for none. The spinning steps
+	 * get a spin budget that outlasts the client's pauses: on two cores
+	 * our two spinning threads can starve the client for more than the
+	 * default 1 ms, and the server then sleeps, one syscall each time.
+	 * The test prints the default's figure too, for information.
+	 */
+	const char *const *budget_args;
+	/*
 	 * Exact response to "GET /" sent with "Connection: close"; NULL means
 	 * the canonical response every step up to step05 sends.
 	 */
