@@ -1,0 +1,1350 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * step07_send_zc: zero-copy send for large responses. The finished server.
+ *
+ * What it shows: IORING_OP_SEND_ZC hands the socket our pages instead of a
+ * copy of them. The /large body is registered with the ring once, so the
+ * kernel does not even pin its pages per send. The price: every such send
+ * completes twice, once with its result and once more with a notification
+ * when the kernel has let go of the pages, and a connection may not close
+ * before its notifications are in. Small responses keep the plain send.
+ * At exit the server prints how many sends really avoided the copy:
+ * over loopback the kernel copies anyway (TUTORIAL.md says why).
+ *
+ * Needs: Linux 6.0 or newer (6.2 to report copies), liburing 2.3. Without
+ * IORING_OP_SEND_ZC it says so and sends large bodies the plain way.
+ *
+ * Try it:
+ *	make -C step07_send_zc
+ *	./step07_send_zc/server -p 8000 -l 16777216
+ *	ab -k -n 200 -c 4 http://127.0.0.1:8000/large
+ *	strace -c -f -p $(pidof server)		(make requests, then ^C strace)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <liburing.h>
+
+/* ==================== Configuration ==================== */
+
+#define DEFAULT_PORT		8000
+#define DEFAULT_ADDR		"127.0.0.1"
+#define DEFAULT_LARGE_BYTES	(1024 * 1024)
+#define MAX_LARGE_BYTES		(1024 * 1024 * 1024)
+#define MAX_HEADER_BYTES	8192	/* request line + headers + blank line */
+#define MAX_CONNS		1024	/* connections served at once */
+#define QUEUE_DEPTH		256	/* SQ entries */
+#define CQ_ENTRIES		4096	/* >= every request that can be in flight */
+#define ACCEPT_BACKOFF_MS	250	/* pause after accept ran out of fds */
+#define STOP_CHECK_MS		500	/* longest sleep before looking at stop_requested */
+#define SQ_THREAD_IDLE_MS	100	/* the SQ thread sleeps after this long idle */
+#define DEFAULT_SPIN_US		1000	/* spin this long without work, then sleep */
+#define MAX_SPIN_US		10000000
+#define DEFAULT_BUFFERS		256	/* provided buffers in the ring (-B) */
+#define MAX_BUFFERS		32768	/* the most a buffer ring may hold */
+#define BUFFER_SIZE		4096	/* bytes in one provided buffer */
+#define BUFFER_GROUP		0	/* our one buffer ring's id */
+#define DEFAULT_IDLE_SEC	30	/* close connections idle this long (-t) */
+#define SWEEP_INTERVAL_MS	1000	/* how often idle connections are looked for */
+/*
+ * Below this, copying is cheaper than pinning pages and handling a second
+ * completion: published measurements put the break-even between a few KiB
+ * and about 10 KiB. Only /large (when -l makes it this big) goes zero-copy.
+ */
+#define ZC_MIN_BYTES		16384
+
+struct config {
+	const char *addr;
+	unsigned int port;
+	size_t large_bytes;
+	unsigned int spin_us;
+	unsigned int max_conns;
+	unsigned int buffers;
+	unsigned int idle_sec;
+};
+
+static void usage(FILE *out, const char *prog)
+{
+	fprintf(out,
+		"usage: %s [-p PORT] [-a ADDR] [-l LARGE_BYTES] [-s SPIN_US] [-c CONNS]\n"
+		"          [-B BUFFERS] [-t SECONDS] [-h]\n"
+		"  -p PORT         TCP port, 0 for any free one (default %d)\n"
+		"  -a ADDR         IPv4 address to bind (default %s)\n"
+		"  -l LARGE_BYTES  body size of GET /large (default %d)\n"
+		"  -s SPIN_US      idle time to spin before sleeping, 0: never sleep (default %d)\n"
+		"  -c CONNS        connections at once: the fixed-file table size (default %d)\n"
+		"  -B BUFFERS      provided buffers, a power of 2 (default %d)\n"
+		"  -t SECONDS      close a connection idle this long (default %d)\n"
+		"  -h              show this help\n",
+		prog, DEFAULT_PORT, DEFAULT_ADDR, DEFAULT_LARGE_BYTES, DEFAULT_SPIN_US,
+		MAX_CONNS, DEFAULT_BUFFERS, DEFAULT_IDLE_SEC);
+}
+
+/* Parse a whole decimal number in [min, max]; anything else is an error. */
+static int parse_number(const char *s, unsigned long min, unsigned long max,
+			unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static void parse_options(int argc, char **argv, struct config *cfg)
+{
+	struct in_addr unused;
+	unsigned long v;
+	int opt;
+
+	cfg->addr = DEFAULT_ADDR;
+	cfg->port = DEFAULT_PORT;
+	cfg->large_bytes = DEFAULT_LARGE_BYTES;
+	cfg->spin_us = DEFAULT_SPIN_US;
+	cfg->max_conns = MAX_CONNS;
+	cfg->buffers = DEFAULT_BUFFERS;
+	cfg->idle_sec = DEFAULT_IDLE_SEC;
+
+	while ((opt = getopt(argc, argv, "p:a:l:s:c:B:t:h")) != -1) {
+		switch (opt) {
+		case 'p':
+			if (parse_number(optarg, 0, 65535, &v))
+				goto bad;
+			cfg->port = v;
+			break;
+		case 'a':
+			if (inet_pton(AF_INET, optarg, &unused) != 1)
+				goto bad;
+			cfg->addr = optarg;
+			break;
+		case 'l':
+			if (parse_number(optarg, 0, MAX_LARGE_BYTES, &v))
+				goto bad;
+			cfg->large_bytes = v;
+			break;
+		case 's':
+			if (parse_number(optarg, 0, MAX_SPIN_US, &v))
+				goto bad;
+			cfg->spin_us = v;
+			break;
+		case 'c':
+			if (parse_number(optarg, 1, MAX_CONNS, &v))
+				goto bad;
+			cfg->max_conns = v;
+			break;
+		case 'B':
+			if (parse_number(optarg, 1, MAX_BUFFERS, &v) || (v & (v - 1)))
+				goto bad;
+			cfg->buffers = v;
+			break;
+		case 't':
+			if (parse_number(optarg, 1, 86400, &v))
+				goto bad;
+			cfg->idle_sec = v;
+			break;
+		case 'h':
+			usage(stdout, argv[0]);
+			exit(0);
+		default:
+			goto bad;
+		}
+	}
+	if (optind == argc)
+		return;
+bad:
+	usage(stderr, argv[0]);
+	exit(2);
+}
+
+/* ==================== HTTP ==================== */
+
+/*
+ * Request framing. The parser looks at the bytes received so far and never
+ * past them, nor past MAX_HEADER_BYTES. It keeps no state between calls:
+ * with more bytes it simply starts again, which is cheap for heads this
+ * small and makes a request split into one-byte reads safe by construction.
+ */
+enum parse_status {
+	PARSE_COMPLETE,		/* a whole request head is in the buffer */
+	PARSE_INCOMPLETE,	/* valid so far: receive more */
+	PARSE_BAD,		/* malformed: 400 */
+	PARSE_TOO_LARGE,	/* no blank line within MAX_HEADER_BYTES: 431 */
+};
+
+enum response_id {
+	RESP_ROOT,
+	RESP_LARGE,
+	RESP_BAD_REQUEST,
+	RESP_NOT_FOUND,
+	RESP_METHOD_NOT_ALLOWED,
+	RESP_TOO_LARGE,
+	RESP_COUNT,
+};
+
+struct request {
+	size_t head_len;	/* request line + headers + blank line */
+	enum response_id route;	/* RESP_ROOT, RESP_LARGE or RESP_NOT_FOUND */
+	int is_get;
+	int keep_alive;		/* what the client asked for */
+	int has_body;		/* we never read bodies, so such a request ends the connection */
+};
+
+/* RFC 9110 "tchar": the bytes a method or a header name may contain. */
+static int is_tchar(unsigned char c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+	    (c >= 'A' && c <= 'Z'))
+		return 1;
+	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Header field values: visible ASCII, space, tab and obs-text (>= 0x80). */
+static int is_value_char(unsigned char c)
+{
+	return c == '\t' || (c >= ' ' && c != 0x7f);
+}
+
+static int equals_nocase(const unsigned char *s, size_t len, const char *lit)
+{
+	size_t i;
+
+	if (strlen(lit) != len)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = s[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		if (c != (unsigned char)lit[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* Apply the headers we care about: Connection, Content-Length, Transfer-Encoding.
+ * val starts after the optional whitespace; trailing whitespace is trimmed here. */
+static void apply_header(struct request *req, const unsigned char *name,
+			 size_t name_len, const unsigned char *val, size_t val_len)
+{
+	size_t i, start;
+
+	while (val_len && (val[val_len - 1] == ' ' || val[val_len - 1] == '\t'))
+		val_len--;
+	if (equals_nocase(name, name_len, "content-length")) {
+		if (!(val_len == 1 && val[0] == '0'))
+			req->has_body = 1;
+	} else if (equals_nocase(name, name_len, "transfer-encoding")) {
+		req->has_body = 1;
+	} else if (equals_nocase(name, name_len, "connection")) {
+		/* A comma-separated list of options, e.g. "keep-alive, Upgrade". */
+		for (i = 0; i <= val_len; i++) {
+			if (i < val_len && val[i] != ',')
+				continue;
+			start = i;
+			while (start > 0 && val[start - 1] != ',')
+				start--;
+			while (start < i && (val[start] == ' ' || val[start] == '\t'))
+				start++;
+			if (equals_nocase(val + start, i - start, "close"))
+				req->keep_alive = 0;
+			else if (equals_nocase(val + start, i - start, "keep-alive"))
+				req->keep_alive = 1;
+		}
+	}
+}
+
+static enum parse_status parse_request(const char *buf, size_t len,
+				       struct request *req)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	size_t end = len < MAX_HEADER_BYTES ? len : MAX_HEADER_BYTES;
+	enum parse_status more = len >= MAX_HEADER_BYTES ? PARSE_TOO_LARGE :
+							   PARSE_INCOMPLETE;
+	size_t i = 0, start, name_len, val;
+	const char *version = "HTTP/1.";
+
+	memset(req, 0, sizeof(*req));
+
+	/* Request line: METHOD SP TARGET SP HTTP/1.x CRLF */
+	while (i < end && is_tchar(p[i]))
+		i++;
+	if (i == end)
+		return more;
+	if (i == 0 || p[i] != ' ')
+		return PARSE_BAD;
+	req->is_get = (i == 3 && memcmp(p, "GET", 3) == 0);
+	start = ++i;
+	while (i < end && p[i] > ' ' && p[i] < 0x7f)
+		i++;
+	if (i == end)
+		return more;
+	if (i == start || p[i] != ' ')
+		return PARSE_BAD;
+	if (i - start == 1 && p[start] == '/')
+		req->route = RESP_ROOT;
+	else if (i - start == 6 && memcmp(p + start, "/large", 6) == 0)
+		req->route = RESP_LARGE;
+	else
+		req->route = RESP_NOT_FOUND;
+	i++;
+	for (start = i; i - start < 7; i++) {
+		if (i == end)
+			return more;
+		if (p[i] != (unsigned char)version[i - start])
+			return PARSE_BAD;
+	}
+	if (i == end)
+		return more;
+	if (p[i] < '0' || p[i] > '9')
+		return PARSE_BAD;
+	/* HTTP/1.1 keeps the connection by default, HTTP/1.0 closes it. */
+	req->keep_alive = p[i++] != '0';
+
+	/* Every line ends in CRLF; the head ends with an empty line. */
+	for (;;) {
+		if (i == end)
+			return more;
+		if (p[i++] != '\r')
+			return PARSE_BAD;
+		if (i == end)
+			return more;
+		if (p[i++] != '\n')
+			return PARSE_BAD;
+		if (i == end)
+			return more;
+		if (p[i] == '\r') {
+			if (++i == end)
+				return more;
+			if (p[i++] != '\n')
+				return PARSE_BAD;
+			req->head_len = i;
+			return PARSE_COMPLETE;
+		}
+		/* field-name ":" OWS field-value OWS */
+		for (start = i; i < end && is_tchar(p[i]); i++)
+			;
+		if (i == end)
+			return more;
+		if (i == start || p[i] != ':')
+			return PARSE_BAD;
+		name_len = i - start;
+		for (i++; i < end && (p[i] == ' ' || p[i] == '\t'); i++)
+			;
+		for (val = i; i < end && is_value_char(p[i]); i++)
+			;
+		if (i == end)
+			return more;
+		apply_header(req, p + start, name_len, p + val, i - val);
+	}
+}
+
+/*
+ * Every response is built once at startup, status line to last body byte,
+ * and never changes: a send can point straight into it, and any number of
+ * connections may send the same one at the same time.
+ */
+struct response {
+	char *data;
+	size_t len;
+	int keep_alive;		/* the connection stays open after it */
+	int buf_index;		/* registered buffer holding it, or -1 */
+};
+
+static struct response responses[2][RESP_COUNT];	/* [keep_alive][id] */
+
+static int build_response(struct response *r, const char *status,
+			  const char *extra_headers, const char *body,
+			  size_t body_len, int keep_alive)
+{
+	char head[256];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %s\r\n"
+		     "Content-Type: text/plain\r\n"
+		     "Content-Length: %zu\r\n"
+		     "%s"
+		     "Connection: %s\r\n"
+		     "\r\n", status, body_len, extra_headers,
+		     keep_alive ? "keep-alive" : "close");
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -1;
+	r->len = n + body_len;
+	r->keep_alive = keep_alive;
+	r->buf_index = -1;
+	r->data = malloc(r->len);
+	if (!r->data)
+		return -1;
+	memcpy(r->data, head, n);
+	memcpy(r->data + n, body, body_len);
+	return 0;
+}
+
+static int build_responses(const struct config *cfg)
+{
+	static const char text[] = "Have a nice day!\n";
+	struct response *r;
+	int ret = 0, keep;
+	char *large;
+	size_t i;
+
+	large = malloc(cfg->large_bytes ? cfg->large_bytes : 1);
+	if (!large)
+		return -1;
+	for (i = 0; i < cfg->large_bytes; i++)
+		large[i] = text[i % (sizeof(text) - 1)];
+
+	/*
+	 * Two sets: one that keeps the connection and one that closes it.
+	 * Errors close in both, as in every step: after a malformed head
+	 * there is no telling where the next request would start.
+	 */
+	for (keep = 0; keep < 2; keep++) {
+		r = responses[keep];
+		ret |= build_response(&r[RESP_ROOT], "200 OK", "",
+				      text, sizeof(text) - 1, keep);
+		ret |= build_response(&r[RESP_LARGE], "200 OK", "",
+				      large, cfg->large_bytes, keep);
+		ret |= build_response(&r[RESP_BAD_REQUEST], "400 Bad Request",
+				      "", "Bad Request\n", 12, 0);
+		ret |= build_response(&r[RESP_NOT_FOUND], "404 Not Found",
+				      "", "Not Found\n", 10, 0);
+		ret |= build_response(&r[RESP_METHOD_NOT_ALLOWED],
+				      "405 Method Not Allowed", "Allow: GET\r\n",
+				      "Method Not Allowed\n", 19, 0);
+		ret |= build_response(&r[RESP_TOO_LARGE],
+				      "431 Request Header Fields Too Large", "",
+				      "Request Header Fields Too Large\n", 32, 0);
+	}
+	free(large);
+	return ret;
+}
+
+static void free_responses(void)
+{
+	int i;
+
+	for (i = 0; i < RESP_COUNT; i++) {
+		free(responses[0][i].data);
+		free(responses[1][i].data);
+	}
+}
+
+static const struct response *choose_response(enum parse_status status,
+					      const struct request *req)
+{
+	/* A body we never read would be taken for the next request: close. */
+	int keep = req->keep_alive && !req->has_body;
+
+	if (status == PARSE_BAD)
+		return &responses[0][RESP_BAD_REQUEST];
+	if (status == PARSE_TOO_LARGE)
+		return &responses[0][RESP_TOO_LARGE];
+	if (!req->is_get)
+		return &responses[0][RESP_METHOD_NOT_ALLOWED];
+	return &responses[keep][req->route];
+}
+
+/* ==================== Sockets ==================== */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/*
+ * No SA_RESTART: a blocked accept, recv or io_uring wait must return EINTR
+ * so that the loop notices stop_requested at once.
+ */
+static int install_signal_handlers(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL)) {
+		perror("sigaction");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A peer that resets, or goes away while we still write, is the client's
+ * business, not an error of the server: report only the unexpected.
+ */
+static void report_conn_error(const char *op, int err)
+{
+	if (err == ECONNRESET || err == EPIPE || err == ETIMEDOUT ||
+	    err == EAGAIN || err == ECONNABORTED)
+		return;
+	fprintf(stderr, "%s: %s\n", op, strerror(err));
+}
+
+static int open_listener(const struct config *cfg, unsigned int *port)
+{
+	struct sockaddr_in sa;
+	socklen_t sa_len = sizeof(sa);
+	int fd, one = 1;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		perror("socket");
+		return -1;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))) {
+		perror("setsockopt SO_REUSEADDR");
+		goto fail;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(cfg->port);
+	inet_pton(AF_INET, cfg->addr, &sa.sin_addr);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		fprintf(stderr, "bind %s:%u: %s\n", cfg->addr, cfg->port,
+			strerror(errno));
+		goto fail;
+	}
+	if (listen(fd, SOMAXCONN)) {
+		perror("listen");
+		goto fail;
+	}
+	if (getsockname(fd, (struct sockaddr *)&sa, &sa_len)) {
+		perror("getsockname");
+		goto fail;
+	}
+	*port = ntohs(sa.sin_port);
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+/* ==================== Connections ==================== */
+
+/*
+ * One slot per connection, from accept to the completion of its close.
+ * Accepted sockets go straight into the ring's fixed-file table, never
+ * into our fd table: the kernel picks a free table slot and hands us its
+ * index, which is also our index into conns[]. The kernel reuses a table
+ * slot only after our close of it has completed, and we close only when
+ * neither the recv nor a send is left in flight, so a completion can never
+ * land on a slot that a newer connection reuses.
+ */
+struct conn {
+	int fd;				/* fixed-file slot; -1 while free */
+	int closing;			/* a close request owns fd */
+	int recv_armed;			/* the multishot recv is live */
+	int cancel_queued;		/* its cancel is on the way */
+	int reading_done;		/* EOF, error, last response or idle */
+	int zc_notifs;			/* zero-copy notifications still to come */
+	__u64 last_active;		/* accept, or the last response sent */
+	size_t len;			/* request bytes in buf */
+	const struct response *resp;	/* being sent, shared and read-only */
+	size_t sent;			/* how much of resp the socket took */
+	char buf[MAX_HEADER_BYTES];	/* requests, copied out of the buffers */
+};
+
+static struct conn conns[MAX_CONNS];
+static unsigned int nr_conns;
+
+static void init_conns(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < MAX_CONNS; i++)
+		conns[i].fd = -1;
+}
+
+static __u64 now_us(void);
+
+/* The fixed-file table has at most MAX_CONNS slots, so fd always fits. */
+static struct conn *alloc_conn(int fd)
+{
+	struct conn *c = &conns[fd];
+
+	c->fd = fd;
+	c->closing = 0;
+	c->recv_armed = 0;
+	c->cancel_queued = 0;
+	c->reading_done = 0;
+	c->zc_notifs = 0;
+	c->last_active = now_us();
+	c->len = 0;
+	c->resp = NULL;
+	c->sent = 0;
+	nr_conns++;
+	return c;
+}
+
+static void free_conn(struct conn *c)
+{
+	c->fd = -1;
+	nr_conns--;
+}
+
+/* ==================== io_uring ==================== */
+
+/*
+ * user_data travels with a request and comes back in its completion, so it
+ * says what completed and for whom:
+ *
+ *	bits 63..32	unused (0)
+ *	bits 31..8	connection slot (fixed-file slot, index into conns[])
+ *	bits  7..0	operation (enum op)
+ */
+enum op {
+	OP_ACCEPT,
+	OP_ACCEPT_BACKOFF,	/* timeout before retrying a failed accept */
+	OP_RECV,
+	OP_SEND,
+	OP_SEND_ZC,		/* its result, then its notification */
+	OP_CLOSE,
+	OP_CANCEL,		/* cancel a connection's requests */
+	OP_SWEEP,		/* periodic timeout: close idle connections */
+};
+
+static __u64 make_user_data(enum op op, const struct conn *c)
+{
+	return (__u64)(c ? c - conns : 0) << 8 | op;
+}
+
+static int accept_armed;	/* an accept (or its backoff) is in flight */
+static int sweep_armed;		/* the idle sweep's timeout is in flight */
+static __u64 idle_timeout_us;	/* -t */
+
+/* liburing 2.3's headers predate these (Linux 6.2). */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE	(1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED	(1U << 31)
+#endif
+
+static enum {
+	ZC_OFF,			/* no IORING_OP_SEND_ZC: plain send for all */
+	ZC_UNREGISTERED,	/* zero-copy, pinning the pages per send */
+	ZC_FIXED,		/* zero-copy from registered buffers */
+} zc_mode;
+static unsigned int zc_flags;		/* IORING_SEND_ZC_REPORT_USAGE, if known */
+static unsigned long zc_not_copied, zc_copied;
+
+/*
+ * The SQ holds QUEUE_DEPTH entries; one pass over a burst of completions
+ * may queue more than that. When it has fewer than n free, hand what is
+ * queued to the kernel, which frees the entries, and look again.
+ */
+static void make_room(struct io_uring *ring, unsigned int n)
+{
+	int ret;
+
+	while (io_uring_sq_space_left(ring) < n) {
+		ret = io_uring_submit(ring);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
+		    ret != -EBUSY) {
+			fprintf(stderr, "io_uring_submit: %s\n", strerror(-ret));
+			exit(1);
+		}
+	}
+}
+
+/* Never NULL: make_room() has made sure there is a free entry. */
+static struct io_uring_sqe *get_sqe(struct io_uring *ring)
+{
+	make_room(ring, 1);
+	return io_uring_get_sqe(ring);
+}
+
+static void queue_accept(struct io_uring *ring, int listen_fd)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	/*
+	 * One completion per new connection, each with F_MORE while the
+	 * accept stays armed. Direct descriptors cannot be close-on-exec
+	 * (they are not in the fd table at all), so no SOCK_CLOEXEC.
+	 */
+	io_uring_prep_multishot_accept_direct(sqe, listen_fd, NULL, NULL, 0);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_ACCEPT, NULL));
+	accept_armed = 1;
+}
+
+static void queue_accept_backoff(struct io_uring *ring)
+{
+	/* The kernel reads the timespec when the request runs: keep it alive. */
+	static struct __kernel_timespec backoff = {
+		.tv_nsec = ACCEPT_BACKOFF_MS * 1000000LL,
+	};
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	io_uring_prep_timeout(sqe, &backoff, 0, 0);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_ACCEPT_BACKOFF, NULL));
+}
+
+static void queue_recv(struct io_uring *ring, struct conn *c)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	/* No buffer of ours: the kernel picks one from the ring per completion. */
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUFFER_GROUP;
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_RECV, c));
+	c->recv_armed = 1;
+}
+
+static void queue_send(struct io_uring *ring, struct conn *c)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+	const char *data = c->resp->data + c->sent;
+	size_t len = c->resp->len - c->sent;
+
+	if (zc_mode == ZC_OFF || len < ZC_MIN_BYTES) {
+		io_uring_prep_send(sqe, c->fd, data, len, MSG_NOSIGNAL | MSG_WAITALL);
+		io_uring_sqe_set_data64(sqe, make_user_data(OP_SEND, c));
+	} else {
+		if (zc_mode == ZC_FIXED && c->resp->buf_index >= 0)
+			io_uring_prep_send_zc_fixed(sqe, c->fd, data, len,
+						    MSG_NOSIGNAL | MSG_WAITALL,
+						    zc_flags, c->resp->buf_index);
+		else
+			io_uring_prep_send_zc(sqe, c->fd, data, len,
+					      MSG_NOSIGNAL | MSG_WAITALL, zc_flags);
+		io_uring_sqe_set_data64(sqe, make_user_data(OP_SEND_ZC, c));
+		/* Expect one; handle_send_zc() takes it back if none comes. */
+		c->zc_notifs++;
+	}
+	sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+static void queue_close(struct io_uring *ring, struct conn *c)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	io_uring_prep_close_direct(sqe, c->fd);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_CLOSE, c));
+	c->closing = 1;
+}
+
+static void queue_cancel(struct io_uring *ring, struct conn *c)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	/* Every request on this fixed file: the recv, and a send if one is stuck. */
+	io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL |
+					    IORING_ASYNC_CANCEL_FD_FIXED);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_CANCEL, c));
+	c->cancel_queued = 1;
+}
+
+static void queue_sweep(struct io_uring *ring)
+{
+	static struct __kernel_timespec interval = {
+		.tv_nsec = SWEEP_INTERVAL_MS * 1000000LL,
+	};
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	io_uring_prep_timeout(sqe, &interval, 0, 0);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_SWEEP, NULL));
+	sweep_armed = 1;
+}
+
+/*
+ * Operations this step submits, and the kernel that brought each. The probe
+ * turns "Invalid argument" on an old kernel into a message that says why.
+ */
+static const struct {
+	int op;
+	const char *name;
+	const char *since;
+} required_ops[] = {
+	{ IORING_OP_ACCEPT, "IORING_OP_ACCEPT", "5.5" },
+	{ IORING_OP_RECV, "IORING_OP_RECV", "5.6" },
+	{ IORING_OP_SEND, "IORING_OP_SEND", "5.6" },
+	{ IORING_OP_CLOSE, "IORING_OP_CLOSE", "5.6" },
+	{ IORING_OP_TIMEOUT, "IORING_OP_TIMEOUT", "5.4" },
+	{ IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL", "5.5" },
+};
+
+static int check_kernel_support(struct io_uring *ring)
+{
+	struct io_uring_probe *probe;
+	unsigned int i;
+	int ret = 0;
+
+	probe = io_uring_get_probe_ring(ring);
+	if (!probe) {
+		fprintf(stderr, "io_uring: cannot probe operations (needs Linux 5.6 or newer)\n");
+		return -1;
+	}
+	for (i = 0; i < sizeof(required_ops) / sizeof(required_ops[0]); i++) {
+		if (!io_uring_opcode_supported(probe, required_ops[i].op)) {
+			fprintf(stderr, "io_uring: this kernel lacks %s (needs Linux %s or newer)\n",
+				required_ops[i].name, required_ops[i].since);
+			ret = -1;
+		}
+	}
+	io_uring_free_probe(probe);
+	return ret;
+}
+
+static void report_setup_error(const char *what, int err)
+{
+	fprintf(stderr, "%s: %s\n", what, strerror(err));
+	if (err == EPERM || err == EACCES)
+		fprintf(stderr, "io_uring is disabled here: see sysctl kernel.io_uring_disabled, or a container's seccomp profile\n");
+	else if (err == ENOSYS)
+		fprintf(stderr, "this kernel has no io_uring (needs Linux 5.6 or newer)\n");
+}
+
+/*
+ * The provided buffer ring: BUFFER_SIZE-byte buffers that the kernel takes
+ * one at a time, only when data arrives, for any connection's recv. A
+ * buffer is ours from the completion that names it until we put it back;
+ * handle_recv() copies the bytes out and puts it back at once, so slow or
+ * idle clients hold none.
+ */
+static struct io_uring_buf_ring *buf_ring;
+static size_t buf_ring_size;
+static char *buf_pool;
+static unsigned int nr_buffers;
+
+static void recycle_buffer(unsigned short bid)
+{
+	io_uring_buf_ring_add(buf_ring, buf_pool + (size_t)bid * BUFFER_SIZE,
+			      BUFFER_SIZE, bid, io_uring_buf_ring_mask(nr_buffers), 0);
+	io_uring_buf_ring_advance(buf_ring, 1);
+}
+
+/*
+ * liburing 2.4 has io_uring_setup_buf_ring() for this; 2.3 (Debian 12) has
+ * only the pieces: page-aligned memory for the ring, init, register.
+ */
+static int setup_buffers(struct io_uring *ring, unsigned int count)
+{
+	struct io_uring_buf_reg reg;
+	unsigned int i;
+	int ret;
+
+	nr_buffers = count;
+	buf_ring_size = count * sizeof(struct io_uring_buf);
+	buf_ring = mmap(NULL, buf_ring_size, PROT_READ | PROT_WRITE,
+			MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (buf_ring == MAP_FAILED) {
+		perror("mmap buffer ring");
+		buf_ring = NULL;
+		return -1;
+	}
+	buf_pool = malloc((size_t)count * BUFFER_SIZE);
+	if (!buf_pool) {
+		fprintf(stderr, "out of memory for %u buffers\n", count);
+		return -1;
+	}
+	io_uring_buf_ring_init(buf_ring);
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (unsigned long)buf_ring;
+	reg.ring_entries = count;
+	reg.bgid = BUFFER_GROUP;
+	ret = io_uring_register_buf_ring(ring, &reg, 0);
+	if (ret) {
+		report_setup_error("io_uring_register_buf_ring", -ret);
+		fprintf(stderr, "provided buffer rings need Linux 5.19 or newer\n");
+		return -1;
+	}
+	for (i = 0; i < count; i++)
+		recycle_buffer(i);
+	return 0;
+}
+
+/* After io_uring_queue_exit(): the kernel no longer touches them. */
+static void free_buffers(void)
+{
+	if (buf_ring)
+		munmap(buf_ring, buf_ring_size);
+	free(buf_pool);
+}
+
+/* Multishot recv came in 6.0; the probe cannot see it (the opcode is older). */
+static int kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma, mi;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return 1;	/* cannot tell: try, and report what fails */
+	return ma > major || (ma == major && mi >= minor);
+}
+
+/*
+ * Register the two /large responses (keep-alive and close) as fixed
+ * buffers 0 and 1: the kernel pins their pages once, not on every send.
+ * Registered memory counts against RLIMIT_MEMLOCK for users without
+ * CAP_IPC_LOCK; when that is too low we still send zero-copy, pinning per
+ * send, and say so.
+ */
+static void setup_zero_copy(struct io_uring *ring)
+{
+	struct io_uring_probe *probe;
+	struct iovec iov[2];
+	int ret, keep;
+
+	probe = io_uring_get_probe_ring(ring);
+	if (!probe || !io_uring_opcode_supported(probe, IORING_OP_SEND_ZC)) {
+		fprintf(stderr, "zero-copy send: this kernel lacks IORING_OP_SEND_ZC (needs Linux 6.0 or newer); large bodies go by plain send\n");
+		io_uring_free_probe(probe);
+		zc_mode = ZC_OFF;
+		return;
+	}
+	io_uring_free_probe(probe);
+	if (kernel_at_least(6, 2))
+		zc_flags = IORING_SEND_ZC_REPORT_USAGE;
+	for (keep = 0; keep < 2; keep++) {
+		iov[keep].iov_base = responses[keep][RESP_LARGE].data;
+		iov[keep].iov_len = responses[keep][RESP_LARGE].len;
+	}
+	ret = io_uring_register_buffers(ring, iov, 2);
+	if (ret) {
+		fprintf(stderr, "zero-copy send: cannot register the /large body: %s%s; pinning its pages per send instead\n",
+			strerror(-ret), ret == -ENOMEM ? " (see ulimit -l)" : "");
+		zc_mode = ZC_UNREGISTERED;
+		return;
+	}
+	for (keep = 0; keep < 2; keep++)
+		responses[keep][RESP_LARGE].buf_index = keep;
+	zc_mode = ZC_FIXED;
+}
+
+static int setup_ring(struct io_uring *ring, const struct config *cfg)
+{
+	struct io_uring_params p;
+	int ret;
+
+	if (!kernel_at_least(6, 0)) {
+		fprintf(stderr, "multishot recv needs Linux 6.0 or newer\n");
+		return -1;
+	}
+	memset(&p, 0, sizeof(p));
+	/*
+	 * A multishot request can post completions faster than we reap them,
+	 * so the CQ is sized for bursts. Should it still fill up, the kernel
+	 * keeps the extra completions on an overflow list (nothing is lost,
+	 * but flushing it costs a syscall) and ends multishot requests with
+	 * a final completion without F_MORE, which we re-arm like any other.
+	 */
+	p.flags = IORING_SETUP_CQSIZE;
+	p.cq_entries = CQ_ENTRIES;
+	/* The SQ thread burns a core until it has been idle this long. */
+	p.flags |= IORING_SETUP_SQPOLL;
+	p.sq_thread_idle = SQ_THREAD_IDLE_MS;
+	ret = io_uring_queue_init_params(QUEUE_DEPTH, ring, &p);
+	if (ret < 0) {
+		report_setup_error("io_uring_queue_init", -ret);
+		if (ret == -EPERM)
+			fprintf(stderr, "IORING_SETUP_SQPOLL without privileges needs Linux 5.13 or newer\n");
+		return -1;
+	}
+	if (check_kernel_support(ring))
+		goto fail;
+	/* Empty slots for accept to fill; one per connection we serve at once. */
+	ret = io_uring_register_files_sparse(ring, cfg->max_conns);
+	if (ret) {
+		report_setup_error("io_uring_register_files_sparse", -ret);
+		goto fail;
+	}
+	if (setup_buffers(ring, cfg->buffers))
+		goto fail;
+	setup_zero_copy(ring);
+	return 0;
+fail:
+	io_uring_queue_exit(ring);
+	free_buffers();
+	return -1;
+}
+
+/* ==================== Event loop ==================== */
+
+/* No syscall: the vDSO serves it where the clocksource allows (tsc, kvm-clock). */
+static __u64 now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void handle_accept(struct io_uring *ring, int listen_fd,
+			  struct io_uring_cqe *cqe)
+{
+	int res = cqe->res;
+	struct conn *c;
+
+	/* Without F_MORE the multishot accept has ended: arm a new one. */
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		accept_armed = 0;
+	if (res < 0) {
+		if (res == -ENFILE)
+			fprintf(stderr, "accept: every connection slot is taken (-c)\n");
+		else
+			report_conn_error("accept", -res);
+		/*
+		 * ENFILE: the fixed-file table is full. The kernel has
+		 * closed that connection (its client sees it closed, not
+		 * hanging); the next accept waits a little for slots to free.
+		 */
+		if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
+		    res == -ENOMEM) {
+			queue_accept_backoff(ring);
+			accept_armed = 1;
+			return;
+		}
+	} else {
+		c = alloc_conn(res);
+		queue_recv(ring, c);
+		if (!sweep_armed)
+			queue_sweep(ring);
+	}
+	if (!accept_armed)
+		queue_accept(ring, listen_fd);
+}
+
+/*
+ * Answer the oldest complete request in buf, unless a response is still on
+ * its way: responses on one connection go out one at a time, in order.
+ */
+static void process_requests(struct io_uring *ring, struct conn *c)
+{
+	enum parse_status status;
+	struct request req;
+
+	if (c->resp || c->closing || !c->len)
+		return;
+	status = parse_request(c->buf, c->len, &req);
+	if (status == PARSE_INCOMPLETE)
+		return;
+	c->resp = choose_response(status, &req);
+	c->sent = 0;
+	if (c->resp->keep_alive) {
+		/* Consume the head; pipelined bytes behind it move to the front. */
+		c->len -= req.head_len;
+		memmove(c->buf, c->buf + req.head_len, c->len);
+	} else {
+		c->reading_done = 1;
+		c->len = 0;
+	}
+	queue_send(ring, c);
+}
+
+/*
+ * A connection closes when reading is over and nothing is left to send.
+ * The multishot recv must be gone first: it holds a reference to the
+ * socket, so a close now would leave the socket open behind it. So must
+ * zero-copy notifications: one arriving after the slot is reused would be
+ * taken for the new connection's.
+ */
+static void close_when_done(struct io_uring *ring, struct conn *c)
+{
+	if (!c->reading_done || c->resp || c->closing || c->zc_notifs)
+		return;
+	if (c->recv_armed) {
+		if (!c->cancel_queued)
+			queue_cancel(ring, c);
+		return;
+	}
+	queue_close(ring, c);
+}
+
+static void handle_recv(struct io_uring *ring, struct conn *c,
+			struct io_uring_cqe *cqe)
+{
+	unsigned short bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	int res = cqe->res;
+	size_t n;
+
+	/* Without F_MORE the multishot recv has ended. */
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		c->recv_armed = 0;
+	if (res > 0) {
+		if (!c->reading_done) {
+			/*
+			 * Pipelined requests queue up in buf while a response
+			 * is on its way; more than it holds, and we answer
+			 * what fits, then close.
+			 */
+			n = sizeof(c->buf) - c->len;
+			if ((size_t)res < n)
+				n = res;
+			memcpy(c->buf + c->len, buf_pool + (size_t)bid * BUFFER_SIZE, n);
+			c->len += n;
+			if (n < (size_t)res)
+				c->reading_done = 1;
+		}
+		/* The bytes are copied: the buffer may serve anybody now. */
+		recycle_buffer(bid);
+	} else if (res == -ENOBUFS) {
+		/*
+		 * The ring ran dry; the bytes are still in the socket. The
+		 * recv re-armed below reaches the kernel after this batch of
+		 * completions, which has put its buffers back.
+		 */
+	} else {
+		/* EOF: still answer what is complete. An error: nobody to answer. */
+		if (res < 0 && res != -ECANCELED)
+			report_conn_error("recv", -res);
+		if (res < 0)
+			c->len = 0;
+		c->reading_done = 1;
+	}
+	if (!c->recv_armed && !c->reading_done)
+		queue_recv(ring, c);
+	process_requests(ring, c);
+	close_when_done(ring, c);
+}
+
+static void handle_send(struct io_uring *ring, struct conn *c, int res)
+{
+	if (res < 0) {
+		if (res != -ECANCELED)
+			report_conn_error("send", -res);
+		c->resp = NULL;
+		c->reading_done = 1;
+		c->len = 0;
+	} else {
+		/* MSG_WAITALL makes short sends rare, but one ends only here. */
+		c->sent += res;
+		if (c->sent < c->resp->len) {
+			queue_send(ring, c);
+			return;
+		}
+		c->resp = NULL;
+		c->last_active = now_us();
+	}
+	process_requests(ring, c);
+	close_when_done(ring, c);
+}
+
+/*
+ * A zero-copy send completes twice. First with its result, as any send;
+ * IORING_CQE_F_MORE on it says a notification will follow. Then with that
+ * notification (IORING_CQE_F_NOTIF), once the network stack has let go of
+ * our pages: only from then on could they be changed or freed. Its res
+ * says whether the kernel had to copy after all.
+ */
+static void handle_send_zc(struct io_uring *ring, struct conn *c,
+			   struct io_uring_cqe *cqe)
+{
+	if (cqe->flags & IORING_CQE_F_NOTIF) {
+		c->zc_notifs--;
+		if ((zc_flags & IORING_SEND_ZC_REPORT_USAGE) &&
+		    (cqe->res & IORING_NOTIF_USAGE_ZC_COPIED))
+			zc_copied++;
+		else if (zc_flags & IORING_SEND_ZC_REPORT_USAGE)
+			zc_not_copied++;
+		close_when_done(ring, c);
+		return;
+	}
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		c->zc_notifs--;		/* failed before it used our pages */
+	if (cqe->res == -ENOMEM && zc_mode == ZC_UNREGISTERED) {
+		/* Pinning per send is charged to RLIMIT_MEMLOCK as well. */
+		fprintf(stderr, "zero-copy send: out of locked memory (see ulimit -l); large bodies go by plain send from now on\n");
+		zc_mode = ZC_OFF;
+		queue_send(ring, c);
+		return;
+	}
+	handle_send(ring, c, cqe->res);
+}
+
+static void handle_close(struct io_uring *ring, int listen_fd, struct conn *c,
+			 int res)
+{
+	/* Even a failed close releases the descriptor. */
+	if (res < 0)
+		report_conn_error("close", -res);
+	free_conn(c);
+	if (!accept_armed)
+		queue_accept(ring, listen_fd);
+}
+
+/*
+ * The idle timeout: one timeout request fires every SWEEP_INTERVAL_MS and
+ * we look for connections with no response for -t seconds: idle keep-alive
+ * clients, clients that send their head slowly, and clients that do not
+ * read their response (their send is cancelled too). One completion a
+ * second costs less than a linked timeout on every recv. It runs only
+ * while connections are open: each re-arm wakes the SQ thread, which then
+ * spins for SQ_THREAD_IDLE_MS, and an idle server should not pay that.
+ */
+static void sweep_idle_conns(struct io_uring *ring)
+{
+	__u64 now = now_us();
+	struct conn *c;
+	unsigned int i;
+
+	for (i = 0; i < MAX_CONNS; i++) {
+		c = &conns[i];
+		if (c->fd < 0 || c->closing || c->cancel_queued ||
+		    now - c->last_active < idle_timeout_us)
+			continue;
+		c->reading_done = 1;
+		c->len = 0;
+		if (c->resp)
+			queue_cancel(ring, c);
+		close_when_done(ring, c);
+	}
+	sweep_armed = 0;
+	if (nr_conns)
+		queue_sweep(ring);
+}
+
+static void handle_cqe(struct io_uring *ring, int listen_fd,
+		       struct io_uring_cqe *cqe)
+{
+	struct conn *c = &conns[(cqe->user_data >> 8) & 0xffffff];
+
+	switch (cqe->user_data & 0xff) {
+	case OP_ACCEPT:
+		handle_accept(ring, listen_fd, cqe);
+		break;
+	case OP_ACCEPT_BACKOFF:
+		queue_accept(ring, listen_fd);
+		break;
+	case OP_RECV:
+		handle_recv(ring, c, cqe);
+		break;
+	case OP_SEND:
+		handle_send(ring, c, cqe->res);
+		break;
+	case OP_SEND_ZC:
+		handle_send_zc(ring, c, cqe);
+		break;
+	case OP_CLOSE:
+		handle_close(ring, listen_fd, c, cqe->res);
+		break;
+	case OP_CANCEL:
+		/* -ENOENT: the requests had already ended; nothing to do. */
+		if (cqe->res < 0 && cqe->res != -ENOENT && cqe->res != -EALREADY)
+			fprintf(stderr, "cancel: %s\n", strerror(-cqe->res));
+		break;
+	case OP_SWEEP:
+		sweep_idle_conns(ring);
+		break;
+	}
+}
+
+/*
+ * A signal interrupts a wait that has begun, but one that lands after the
+ * loop looked at stop_requested and before the wait began would leave us
+ * asleep until the next completion. Waking up every STOP_CHECK_MS when
+ * idle bounds how long a stop request can wait.
+ */
+static struct __kernel_timespec stop_check = {
+	.tv_nsec = STOP_CHECK_MS * 1000000LL,
+};
+
+static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, count;
+	__u64 last_work;
+	int ret;
+
+	queue_accept(ring, listen_fd);
+	last_work = now_us();
+	while (!stop_requested) {
+		/* No syscall unless the SQ thread sleeps (IORING_SQ_NEED_WAKEUP). */
+		ret = io_uring_submit(ring);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			fprintf(stderr, "io_uring_submit: %s\n", strerror(-ret));
+			return 1;
+		}
+		/*
+		 * Peeking reads the shared CQ: no syscall, but spinning on it
+		 * burns this core. After spin_us without a completion, sleep
+		 * in the kernel instead: one syscall, paid only when idle.
+		 */
+		ret = io_uring_peek_cqe(ring, &cqe);
+		if (ret == -EAGAIN) {
+			if (!spin_us || now_us() - last_work < spin_us)
+				continue;
+			ret = io_uring_wait_cqe_timeout(ring, &cqe, &stop_check);
+		}
+		if (ret == -EINTR || ret == -ETIME)
+			continue;
+		if (ret < 0) {
+			fprintf(stderr, "io_uring_wait_cqe: %s\n", strerror(-ret));
+			return 1;
+		}
+		/* Handle every completion that is ready, then free their slots in one go. */
+		count = 0;
+		io_uring_for_each_cqe(ring, head, cqe) {
+			handle_cqe(ring, listen_fd, cqe);
+			count++;
+		}
+		io_uring_cq_advance(ring, count);
+		last_work = now_us();
+	}
+	return 0;
+}
+
+/* ==================== main ==================== */
+
+int main(int argc, char **argv)
+{
+	struct io_uring ring;
+	struct config cfg;
+	unsigned int port;
+	int listen_fd, ret;
+
+	parse_options(argc, argv, &cfg);
+	if (build_responses(&cfg)) {
+		fprintf(stderr, "out of memory building the responses\n");
+		return 1;
+	}
+	if (install_signal_handlers())
+		return 1;
+	listen_fd = open_listener(&cfg, &port);
+	if (listen_fd < 0)
+		return 1;
+	if (setup_ring(&ring, &cfg))
+		return 1;
+	init_conns();
+	idle_timeout_us = (__u64)cfg.idle_sec * 1000000;
+
+	printf("listening on %s:%u\n", cfg.addr, port);
+	fflush(stdout);
+
+	ret = event_loop(&ring, listen_fd, cfg.spin_us);
+
+	/*
+	 * Tearing the ring down cancels whatever is still in flight, and
+	 * closes the sockets in its fixed-file table.
+	 */
+	io_uring_queue_exit(&ring);
+	free_buffers();
+	close(listen_fd);
+	if (zc_flags & IORING_SEND_ZC_REPORT_USAGE)
+		printf("zero-copy sends: %lu without a copy, %lu copied by the kernel\n",
+		       zc_not_copied, zc_copied);
+	free_responses();
+	return ret;
+}
