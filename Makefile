@@ -4,6 +4,7 @@
 #   make run [STEP=03]   build and start a step on port 8000 (default: the newest)
 #   make test            build everything and run every step's test suite
 #   make diff STEP=03    what step 03 adds to step 02
+#   make bench           measure every step and nginx: bench/results.md, .svg
 #   make deps            install what is missing (as root), or say how
 #   make clean
 #
@@ -20,14 +21,18 @@ $(STEPS): FORCE
 	@$(MAKE) --no-print-directory -C $@
 
 deps:
+	@sh scripts/deps.sh bench
+
+# test and run need only the core packages; bench needs load tools too.
+deps-core:
 	@sh scripts/deps.sh
 
-test: deps
+test: deps-core
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests
 	tests/run_tests
 
-run: deps
+run: deps-core
 	@$(MAKE) --no-print-directory $(if $(STEP),$(step_dir),$(NEWEST))
 	./$(if $(STEP),$(step_dir),$(NEWEST))/server -p $(PORT)
 
@@ -41,7 +46,14 @@ diff:
 	diff -u --label $$prev/server.c --label $$cur/server.c $$prev/server.c $$cur/server.c; \
 	test $$? -le 1
 
+# Without root the load tools may be missing: bench/run.sh then says what
+# it lacks, and leaves out nginx alone if only nginx is missing.
+bench: deps-core
+	@sh scripts/deps.sh bench || true
+	@$(MAKE) --no-print-directory all
+	bench/run.sh
+
 clean:
 	@for d in $(STEPS) tests; do $(MAKE) --no-print-directory -C $$d clean; done
 
-.PHONY: all deps test run diff clean FORCE
+.PHONY: all deps deps-core test run bench diff clean FORCE

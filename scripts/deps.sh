@@ -4,11 +4,19 @@
 # As another user it prints the exact command to run, and fails.
 #
 #   scripts/deps.sh          what `make test` and `make run` need
+#   scripts/deps.sh bench    that, and what `make bench` needs too
 #   scripts/deps.sh --check  only report, never install
 set -u
 
 check_only=0
-[ "${1:-}" = "--check" ] && check_only=1
+bench=0
+for arg in "$@"; do
+	case "$arg" in
+	--check) check_only=1 ;;
+	bench) bench=1 ;;
+	*) echo "usage: $0 [bench] [--check]" >&2; exit 2 ;;
+	esac
+done
 
 missing=""
 need() {	# need PACKAGE: add it to the list once
@@ -27,6 +35,12 @@ else
 	need check
 fi
 
+if [ "$bench" = 1 ]; then
+	command -v wrk >/dev/null 2>&1 || need wrk
+	command -v ab >/dev/null 2>&1 || need apache2-utils
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need nginx-light
+fi
+
 [ -z "$missing" ] && exit 0
 missing=${missing# }
 cmd="apt-get install -y $missing"
@@ -36,7 +50,7 @@ if [ "$check_only" = 1 ] || [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/nu
 	if command -v apt-get >/dev/null 2>&1; then
 		echo "install them with:  sudo apt-get update && sudo $cmd" >&2
 	else
-		echo "install them with your distribution's package manager (liburing >= 2.3, Check, pkg-config, strace)" >&2
+		echo "install them with your distribution's package manager (liburing >= 2.3, Check, pkg-config, strace; for make bench: wrk, ab, nginx)" >&2
 	fi
 	exit 1
 fi
