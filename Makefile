@@ -5,6 +5,7 @@
 #   make test            build everything and run every step's test suite
 #   make diff STEP=03    what step 03 adds to step 02
 #   make bench           measure every step and nginx: bench/results.md, .svg
+#   make fuzz            fuzz the request parser for FUZZ_SECONDS (60) with libFuzzer
 #   make deps            install what is missing (as root), or say how
 #   make clean
 #
@@ -53,7 +54,12 @@ bench: deps-core
 	@$(MAKE) --no-print-directory all
 	bench/run.sh
 
-clean:
-	@for d in $(STEPS) tests; do $(MAKE) --no-print-directory -C $$d clean; done
+FUZZ_SECONDS ?= 60
+fuzz: deps-core
+	@command -v clang >/dev/null 2>&1 || { echo "make fuzz needs clang: sudo apt-get install -y clang" >&2; exit 1; }
+	@$(MAKE) --no-print-directory -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
 
-.PHONY: all deps deps-core test run bench diff clean FORCE
+clean:
+	@for d in $(STEPS) tests fuzz; do $(MAKE) --no-print-directory -C $$d clean; done
+
+.PHONY: all deps deps-core test run bench fuzz diff clean FORCE
