@@ -6,6 +6,7 @@
 #   make diff STEP=03    what step 03 adds to step 02
 #   make bench           measure every step and nginx: bench/results.md, .svg
 #   make fuzz            fuzz the request parser for FUZZ_SECONDS (60) with libFuzzer
+#   make valgrind        the finished server under memcheck: no error, no leak
 #   make deps            install what is missing (as root), or say how
 #   make clean
 #
@@ -59,7 +60,11 @@ fuzz: deps-core
 	@command -v clang >/dev/null 2>&1 || { echo "make fuzz needs clang: sudo apt-get install -y clang" >&2; exit 1; }
 	@$(MAKE) --no-print-directory -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
 
+valgrind: deps-core
+	@$(MAKE) --no-print-directory step07_send_zc
+	scripts/valgrind.sh
+
 clean:
 	@for d in $(STEPS) tests fuzz; do $(MAKE) --no-print-directory -C $$d clean; done
 
-.PHONY: all deps deps-core test run bench fuzz diff clean FORCE
+.PHONY: all deps deps-core test run bench fuzz valgrind diff clean FORCE

@@ -813,7 +813,12 @@ static int setup_buffers(struct io_uring *ring, unsigned int count)
 		buf_ring = NULL;
 		return -1;
 	}
-	buf_pool = malloc((size_t)count * BUFFER_SIZE);
+	/*
+	 * calloc, not malloc: the kernel fills these behind the back of tools
+	 * such as valgrind, which would otherwise take every byte received
+	 * for uninitialised memory.
+	 */
+	buf_pool = calloc(count, BUFFER_SIZE);
 	if (!buf_pool) {
 		fprintf(stderr, "out of memory for %u buffers\n", count);
 		return -1;
