@@ -32,6 +32,7 @@ deps-core:
 test: deps-core
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests
+	tests/check_repo.sh
 	tests/run_tests
 
 run: deps-core
