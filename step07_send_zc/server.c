@@ -1347,6 +1347,7 @@ int main(int argc, char **argv)
 	io_uring_queue_exit(&ring);
 	free_buffers();
 	close(listen_fd);
+	/* A send whose notification had not come in by now is not counted. */
 	if (zc_flags & IORING_SEND_ZC_REPORT_USAGE)
 		printf("zero-copy sends: %lu without a copy, %lu copied by the kernel\n",
 		       zc_not_copied, zc_copied);

@@ -217,6 +217,13 @@ const char *server_stderr(struct server *s, char *buf, size_t size)
 	return buf;
 }
 
+const char *server_stdout(struct server *s, char *buf, size_t size)
+{
+	if (s->out_fd < 0 || read_capture(s->out_fd, buf, size) < 0)
+		buf[0] = '\0';
+	return buf;
+}
+
 static int parse_ready_line(const char *line, const char *expect_addr,
 			    uint16_t *port)
 {
@@ -1210,6 +1217,306 @@ int http_many(uint16_t port, const char *req, int n, enum read_mode mode,
 	free(c);
 	free(pfd);
 	return done;
+}
+
+/* A head longer than this is not one our servers send. */
+#define MAX_RESPONSE_HEAD 65536
+
+long http_take_response(const char *buf, size_t len, struct http_response *r)
+{
+	size_t head_len, total;
+	const char *end;
+	char q[256];
+
+	end = memmem(buf, len < MAX_RESPONSE_HEAD ? len : MAX_RESPONSE_HEAD,
+		     "\r\n\r\n", 4);
+	if (!end) {
+		if (len < MAX_RESPONSE_HEAD)
+			return 0;
+		set_err("no end of a response head in %d bytes: %s", MAX_RESPONSE_HEAD,
+			quote_bytes(buf, 120, q, sizeof(q)));
+		return -1;
+	}
+	head_len = (size_t)(end - buf) + 4;
+	if (response_append(r, buf, head_len) < 0)
+		return -1;
+	response_parse_head(r);
+	if (r->content_length < 0) {
+		set_err("a response without a valid Content-Length cannot be delimited: head %s",
+			quote_bytes(buf, head_len, q, sizeof(q)));
+		http_response_free(r);
+		return -1;
+	}
+	total = head_len + (size_t)r->content_length;
+	if (len < total) {
+		/* The body is still on its way: parse it all again next time. */
+		http_response_free(r);
+		return 0;
+	}
+	if (response_append(r, buf + head_len, total - head_len) < 0)
+		return -1;
+	/* Recompute body and body_len, which now span the body. */
+	response_parse_head(r);
+	return (long)total;
+}
+
+int http_read_responses(int fd, int n, int timeout_ms, struct http_response *out)
+{
+	long long deadline = now_ms() + timeout_ms;
+	struct http_response in = { 0 };	/* the byte stream as received */
+	bool eof = false, reset = false;
+	char buf[65536], q[256];
+	int got = 0, ret = -1, w;
+	size_t off = 0, left;
+	long used;
+	ssize_t k;
+
+	for (;;) {
+		while (got < n) {
+			used = http_take_response(in.raw ? in.raw + off : "",
+						  in.raw_len - off, &out[got]);
+			if (used < 0) {
+				snprintf(buf, sizeof(buf), "%s", last_error);
+				set_err("response %d of %d: %s", got + 1, n, buf);
+				goto out;
+			}
+			if (!used)
+				break;
+			off += (size_t)used;
+			got++;
+		}
+		if (got == n)
+			break;
+		left = in.raw_len - off;
+		if (eof) {
+			set_err("connection %s after %d of %d responses, %zu bytes of the next: %s",
+				reset ? "reset" : "closed", got, n, left,
+				quote_bytes(in.raw + off, left < 120 ? left : 120, q, sizeof(q)));
+			goto out;
+		}
+		w = wait_fd(fd, POLLIN, deadline);
+		if (w < 0)
+			goto out;
+		if (!w) {
+			set_err("%d of %d responses within %d ms, %zu bytes of the next: %s",
+				got, n, timeout_ms, left,
+				quote_bytes(in.raw ? in.raw + off : "", left < 120 ? left : 120,
+					    q, sizeof(q)));
+			goto out;
+		}
+		k = recv(fd, buf, sizeof(buf), 0);
+		if (k > 0) {
+			if (response_append(&in, buf, (size_t)k) < 0)
+				goto out;
+		} else if (k == 0) {
+			eof = true;
+		} else if (errno == ECONNRESET) {
+			eof = true;
+			reset = true;
+		} else if (errno != EAGAIN && errno != EINTR) {
+			set_err("recv: %s", strerror(errno));
+			goto out;
+		}
+	}
+	left = in.raw_len - off;
+	if (left) {
+		set_err("%zu unexpected bytes after response %d: %s", left, n,
+			quote_bytes(in.raw + off, left < 120 ? left : 120, q, sizeof(q)));
+		goto out;
+	}
+	ret = 0;
+out:
+	http_response_free(&in);
+	return ret;
+}
+
+struct pconn {
+	struct http_response in;	/* bytes received, as a stream */
+	size_t off;			/* ... of which responses took this many */
+	size_t sent;
+	int got;
+	bool eof;
+};
+
+/* Take the complete responses out of @c's stream; -1 when that fails. */
+static int pconn_take(struct pconn *c, int i, int per_conn,
+		      struct http_response *out)
+{
+	char q[256], why[sizeof(last_error)];
+	size_t left;
+	long used;
+
+	while (c->got < per_conn) {
+		used = http_take_response(c->in.raw + c->off, c->in.raw_len - c->off,
+					  &out[c->got]);
+		if (used < 0) {
+			snprintf(why, sizeof(why), "%s", last_error);
+			set_err("connection %d, response %d: %s", i, c->got + 1, why);
+			return -1;
+		}
+		if (!used)
+			break;
+		c->off += (size_t)used;
+		c->got++;
+	}
+	left = c->in.raw_len - c->off;
+	if (c->got == per_conn && left) {
+		set_err("connection %d: %zu unexpected bytes after its %d responses: %s", i,
+			left, per_conn, quote_bytes(c->in.raw + c->off, left < 120 ? left : 120,
+						    q, sizeof(q)));
+		return -1;
+	}
+	if (c->eof && c->got < per_conn) {
+		set_err("connection %d closed after %d of %d responses (%zu bytes of the next)",
+			i, c->got, per_conn, left);
+		return -1;
+	}
+	return 0;
+}
+
+int http_many_on(const int *fds, int n, const void *req, size_t len, int per_conn,
+		 int timeout_ms, struct http_response *out)
+{
+	long long deadline = now_ms() + timeout_ms;
+	int i, ret = -1, active, pr;
+	struct pollfd *pfd;
+	struct pconn *c;
+	char buf[65536];
+	ssize_t k;
+
+	c = calloc((size_t)n, sizeof(*c));
+	pfd = calloc((size_t)n, sizeof(*pfd));
+	if (!c || !pfd) {
+		set_err("out of memory");
+		goto out;
+	}
+	for (;;) {
+		active = 0;
+		for (i = 0; i < n; i++) {
+			pfd[i].fd = -1;
+			pfd[i].revents = 0;
+			if (c[i].sent == len && c[i].got == per_conn)
+				continue;
+			pfd[i].fd = fds[i];
+			pfd[i].events = c[i].sent < len ? POLLOUT | POLLIN : POLLIN;
+			active++;
+		}
+		if (!active)
+			break;
+		pr = poll(pfd, (nfds_t)n, remaining_ms(deadline));
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0) {
+			set_err("poll: %s", strerror(errno));
+			goto out;
+		}
+		if (!pr) {
+			for (i = 0; pfd[i].fd < 0; i++)
+				;
+			set_err("connection %d: %zu of %zu request bytes sent, %d of %d responses within %d ms",
+				i, c[i].sent, len, c[i].got, per_conn, timeout_ms);
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (c[i].sent < len) {
+				k = send(fds[i], (const char *)req + c[i].sent, len - c[i].sent,
+					 MSG_NOSIGNAL);
+				if (k > 0)
+					c[i].sent += (size_t)k;
+				else if (k < 0 && errno != EAGAIN && errno != EINTR) {
+					set_err("connection %d: send: %s", i, strerror(errno));
+					goto out;
+				}
+			}
+			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			k = recv(fds[i], buf, sizeof(buf), 0);
+			if (k > 0) {
+				if (response_append(&c[i].in, buf, (size_t)k) < 0)
+					goto out;
+			} else if (!k || errno == ECONNRESET) {
+				c[i].eof = true;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				set_err("connection %d: recv: %s", i, strerror(errno));
+				goto out;
+			}
+			if (c[i].in.raw && pconn_take(&c[i], i, per_conn, out + (size_t)i * per_conn))
+				goto out;
+			if (c[i].eof && !c[i].in.raw) {
+				set_err("connection %d closed after %d of %d responses", i,
+					c[i].got, per_conn);
+				goto out;
+			}
+		}
+	}
+	ret = 0;
+out:
+	for (i = 0; c && i < n; i++)
+		http_response_free(&c[i].in);
+	free(c);
+	free(pfd);
+	return ret;
+}
+
+enum peer_event peer_wait(int fd, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	char buf[512], q[256];
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		ret = wait_fd(fd, POLLIN, deadline);
+		if (ret < 0)
+			return PEER_ERROR;
+		if (!ret)
+			return PEER_SILENT;
+		n = recv(fd, buf, sizeof(buf), 0);
+		if (n > 0) {
+			set_err("unexpected bytes (%zd in the first read): %s", n,
+				quote_bytes(buf, (size_t)n, q, sizeof(q)));
+			return PEER_DATA;
+		}
+		if (!n)
+			return PEER_CLOSED;
+		if (errno == ECONNRESET)
+			return PEER_RESET;
+		if (errno != EAGAIN && errno != EINTR) {
+			set_err("recv: %s", strerror(errno));
+			return PEER_ERROR;
+		}
+	}
+}
+
+const char *peer_event_str(enum peer_event ev)
+{
+	switch (ev) {
+	case PEER_SILENT:
+		return "nothing (still open)";
+	case PEER_CLOSED:
+		return "closed (FIN)";
+	case PEER_RESET:
+		return "reset (RST)";
+	case PEER_DATA:
+		return "data";
+	default:
+		return "error";
+	}
+}
+
+int tcp_abort(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	int ret = 0;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0) {
+		set_err("setsockopt SO_LINGER: %s", strerror(errno));
+		ret = -1;
+	}
+	close(fd);
+	return ret;
 }
 
 bool large_body_ok(const char *body, size_t len, size_t *bad_at)

@@ -52,6 +52,12 @@ int server_start(struct server *s, const char *path,
 /* The first @size - 1 bytes the server wrote to stderr so far. */
 const char *server_stderr(struct server *s, char *buf, size_t size);
 
+/*
+ * The same for stdout, the ready line included; still readable after
+ * server_stop(), for what a server prints at exit.
+ */
+const char *server_stdout(struct server *s, char *buf, size_t size);
+
 /* True if the server has not exited (reaps it if it has). */
 bool server_alive(struct server *s);
 
@@ -182,6 +188,55 @@ int http_exchange(uint16_t port, const char *req, size_t len,
  */
 int http_many(uint16_t port, const char *req, int n, enum read_mode mode,
 	      int timeout_ms, struct http_response *out);
+
+/*
+ * Keep-alive: one connection carries many responses, each delimited by
+ * its Content-Length.  Take the response at the start of the @len bytes
+ * at @buf into @r (zeroed or freed): returns the bytes it spans, 0 if it
+ * is not complete yet, or -1 if it cannot be delimited (no valid
+ * Content-Length, or no head within 64 KiB).
+ */
+long http_take_response(const char *buf, size_t len, struct http_response *r);
+
+/*
+ * Read exactly @n responses from @fd into @out[0..@n-1] (zeroed), the
+ * way a pipelining client does: they may arrive in any split.  Fails if
+ * the server closes first, if @timeout_ms passes, or if bytes beyond the
+ * @n-th response have arrived by then (a response too many, or garbage).
+ */
+int http_read_responses(int fd, int n, int timeout_ms, struct http_response *out);
+
+/*
+ * Keep-alive load: on each of the @n connected sockets @fds at once, send
+ * the @len bytes at @req and read @per_conn responses, driven by poll()
+ * from this thread.  Response j of connection i goes to
+ * @out[i * @per_conn + j] (zeroed).  Returns 0 when every connection got
+ * exactly its responses within @timeout_ms; otherwise -1 and
+ * harness_error() names the first connection that did not (closed early,
+ * timed out, or sent bytes beyond its last response).
+ */
+int http_many_on(const int *fds, int n, const void *req, size_t len, int per_conn,
+		 int timeout_ms, struct http_response *out);
+
+/* What the peer did next on a connection, see peer_wait(). */
+enum peer_event {
+	PEER_SILENT,		/* nothing within the time given */
+	PEER_CLOSED,		/* FIN: recv returned 0 */
+	PEER_RESET,		/* RST: recv failed with ECONNRESET */
+	PEER_DATA,		/* bytes; harness_error() quotes them */
+	PEER_ERROR,		/* another error; harness_error() says which */
+};
+
+/*
+ * Wait up to @timeout_ms for the peer to do something on @fd: close it,
+ * reset it or send bytes (which are consumed).  For "the server closes
+ * this connection within X" and "the server sends nothing more".
+ */
+enum peer_event peer_wait(int fd, int timeout_ms);
+const char *peer_event_str(enum peer_event ev);
+
+/* Close @fd with a RST instead of a FIN (SO_LINGER with a zero timeout). */
+int tcp_abort(int fd);
 
 /* Body of /large cut to @len bytes is the text repeated; check it. */
 bool large_body_ok(const char *body, size_t len, size_t *bad_at);

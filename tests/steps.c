@@ -48,6 +48,7 @@ const struct step steps[] = {
 	{
 		.name = "step07_send_zc",
 		.keep_alive = true,
+		.zero_copy = true,
 		.concurrent = true,
 		.takes_spin = true,
 		.idle_cpu = true,

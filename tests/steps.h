@@ -13,8 +13,17 @@
 struct step {
 	/* Directory under the repository root holding "server"; suite name. */
 	const char *name;
-	/* HTTP/1.1 keep-alive; otherwise the server closes after each response. */
+	/*
+	 * HTTP/1.1 keep-alive; otherwise the server closes after each response.
+	 * A keep-alive step also gets the suite of test_keepalive.c, so it
+	 * takes -c CONNS, -B BUFFERS and -t SECONDS as step06 defines them.
+	 */
 	bool keep_alive;
+	/*
+	 * Sends large bodies with IORING_OP_SEND_ZC and prints "zero-copy
+	 * sends: N without a copy, M copied by the kernel" at exit (step07).
+	 */
+	bool zero_copy;
 	/* Serves many connections at once (step01 serves one at a time). */
 	bool concurrent;
 	/* Takes "-s MICROSECONDS" (spin budget); rejects it otherwise. */

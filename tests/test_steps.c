@@ -14,7 +14,9 @@
  *						"stepNN" prefix)
  *	CK_RUN_SUITE / CK_RUN_CASE		Check's own selection (tcases are
  *						http, options, lifecycle, load,
- *						budget)
+ *						budget; keep-alive steps also
+ *						have the suite STEP/keepalive,
+ *						see test_keepalive.c)
  *	SERVER_DIR=/path/to/repo		where the stepNN_* directories
  *						are (default: the parent of the
  *						directory holding run_tests)
@@ -44,6 +46,7 @@
 
 #include "harness.h"
 #include "steps.h"
+#include "test_keepalive.h"
 
 #define HOST_HDR "Host: 127.0.0.1\r\n"
 #define REQ_ROOT "GET / HTTP/1.1\r\n" HOST_HDR "\r\n"
@@ -1273,6 +1276,8 @@ int main(void)
 			sr = srunner_create(step_suite((int)i));
 		else
 			srunner_add_suite(sr, step_suite((int)i));
+		if (steps[i].keep_alive)
+			srunner_add_suite(sr, keepalive_suite((int)i, repo_root));
 	}
 	if (!sr) {
 		fprintf(stderr, "run_tests: STEPS=\"%s\" selects no step\n", list);

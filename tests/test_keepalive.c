@@ -1,0 +1,1272 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_keepalive.c - black-box tests of what the keep-alive steps add:
+ * many requests per connection, pipelining, the HTTP/1.x rules for when a
+ * connection closes, the provided buffer ring running dry (-B), a full
+ * fixed-file table (-c), the idle sweep (-t), clients that reset, and for
+ * zero-copy steps the /large body and the count printed at exit.  One
+ * Check suite, "<step>/keepalive", per row of steps[] with keep_alive
+ * set; rows with zero_copy also get the tcase zerocopy.  A new keep-alive
+ * step is a new row in steps.c, not new tests.
+ *
+ * tcases (for CK_RUN_CASE): keepalive, limits, resets, zerocopy.  The
+ * rest of the environment is the one test_steps.c describes; STEPS
+ * selects these suites together with their step's.
+ *
+ * Same conventions as test_steps.c: each test is its own process with its
+ * own server on an ephemeral port of 127.0.0.1, every wait is bounded, and
+ * the checked teardown kills whatever is left.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "steps.h"
+#include "test_keepalive.h"
+
+#define HOST_HDR "Host: 127.0.0.1\r\n"
+#define REQ_ROOT "GET / HTTP/1.1\r\n" HOST_HDR "\r\n"
+#define REQ_ROOT_CLOSE "GET / HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n"
+#define REQ_LARGE "GET /large HTTP/1.1\r\n" HOST_HDR "\r\n"
+#define REQ_LARGE_CLOSE "GET /large HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n"
+#define REQ_NOPE "GET /nope HTTP/1.1\r\n" HOST_HDR "\r\n"
+/* A head cut short: the server must wait for the rest, or time out. */
+#define HALF_HEAD "GET / HTTP/1.1\r\nHo"
+
+#define DEFAULT_LARGE 1048576
+#define STOP_DEADLINE_MS 1000
+/* A response that says "Connection: close" is followed by the close. */
+#define CLOSE_AFTER_MS 1000
+/* Slots free asynchronously (cancel, then close): retry this long. */
+#define SLOT_FREE_MS 1500
+#define SEQUENTIAL_REQUESTS 1000
+
+/* -t 1 closes a connection idle for 1 s at the next sweep: 1..2 s. */
+#define IDLE_ARG "1"
+#define IDLE_MIN_MS 990		/* 1 s less the rounding of now_ms() */
+#define IDLE_MAX_MS 2500
+/* How often the busy client asks while another one idles. */
+#define BUSY_GAP_MS 250
+
+/* -B 4 buffers of 4 KiB for 16 connections that each need 2 at once. */
+#define RING_BUFFERS "4"
+#define RING_CONNS 16
+#define RING_ROUNDS 5
+#define RING_BATCH 3
+#define RING_REQ_BYTES 2000	/* 3 fill 2 buffers, and fit the 8 KiB head buffer */
+
+/* The fixed-file table of -c 4 is full with 4 held connections. */
+#define TABLE_ARG "4"
+#define TABLE_SLOTS 4
+#define REFUSE_WITHIN_MS 1000
+
+#define ABUSE_SLOTS_ARG "32"
+#define ABUSE_SLOTS 32
+#define ABUSE_WAVES 3
+#define ABUSE_PER_WAVE 20	/* 60 abusive clients in all */
+#define ABUSE_WAVE_MS 2000
+#define RESET_LARGE_ARG "8388608"	/* 8 MiB: still being sent when the client resets */
+#define READ_BEFORE_RESET 65536
+#define SMALL_RCVBUF 65536	/* so that the socket buffers cannot hold /large */
+
+#define ZC_CONCURRENT 20
+#define ZC_REPORT_KEPT 4	/* /large sends on one kept-alive connection ... */
+#define ZC_REPORT_CLOSED 4	/* ... and on a connection each */
+
+static char repo_root[PATH_MAX];
+
+/* State of the running test; each test is its own process. */
+static const struct step *st;
+static char server_path[PATH_MAX + 64];
+static struct server srv;
+static bool srv_started;	/* teardown checks it did not die */
+
+static void use_step(int i)
+{
+	st = &steps[i];
+	snprintf(server_path, sizeof(server_path), "%s/%s/server", repo_root, st->name);
+}
+
+static void start_server(const char *const *args)
+{
+	int ret;
+
+	ret = server_start(&srv, server_path, args, "127.0.0.1");
+	ck_assert_msg(ret == 0, "%s: starting %s: %s", st->name, server_path,
+		      harness_error());
+	srv_started = true;
+}
+
+/* The server must still be serving; a crash gets named with its stderr. */
+static void assert_running(void)
+{
+	char status[64], err[512];
+
+	ck_assert_msg(server_alive(&srv), "%s: server died: %s; stderr: %s", st->name,
+		      wstatus_str(srv.wstatus, status, sizeof(status)),
+		      server_stderr(&srv, err, sizeof(err)));
+}
+
+/* SIGINT, and the server must exit 0 within STOP_DEADLINE_MS. */
+static void stop_server(const char *what)
+{
+	char status[64], err[512];
+	long elapsed = 0;
+	int ret;
+
+	srv_started = false;
+	ret = server_stop(&srv, SIGINT, STOP_DEADLINE_MS, &elapsed);
+	ck_assert_msg(ret == 0, "%s: %s: %s; stderr: %s", st->name, what, harness_error(),
+		      server_stderr(&srv, err, sizeof(err)));
+	ck_assert_msg(WIFEXITED(srv.wstatus) && WEXITSTATUS(srv.wstatus) == 0,
+		      "%s: %s: %s after %ld ms, want exit 0; stderr: %s", st->name, what,
+		      wstatus_str(srv.wstatus, status, sizeof(status)), elapsed,
+		      server_stderr(&srv, err, sizeof(err)));
+}
+
+static void setup(void)
+{
+	memset(&srv, 0, sizeof(srv));
+	srv.out_fd = -1;
+	srv.err_fd = -1;
+	srv_started = false;
+}
+
+static void teardown(void)
+{
+	char status[64] = "", err[512] = "";
+	bool died = false;
+
+	if (srv_started && !server_alive(&srv)) {
+		died = true;
+		wstatus_str(srv.wstatus, status, sizeof(status));
+		server_stderr(&srv, err, sizeof(err));
+	}
+	server_cleanup(&srv);
+	ck_assert_msg(!died, "%s: server died during the test: %s; stderr: %s",
+		      st ? st->name : "?", status, err);
+}
+
+/* Parent side, between tcases: collect servers orphaned by killed tests. */
+static void reap_orphans(void)
+{
+	int wstatus;
+
+	while (waitpid(-1, &wstatus, WNOHANG) > 0)
+		;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static int connect_or_fail(void)
+{
+	int fd;
+
+	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
+	ck_assert_msg(fd >= 0, "%s: connect: %s", st->name, harness_error());
+	return fd;
+}
+
+static void send_or_fail(int fd, const char *req, size_t len, const char *what)
+{
+	char q[256];
+	int ret;
+
+	ret = send_all(fd, req, len, IO_TIMEOUT_MS);
+	ck_assert_msg(ret == 0, "%s: %s: sending %s: %s", st->name, what,
+		      quote_bytes(req, len, q, sizeof(q)), harness_error());
+}
+
+/* Read exactly @n responses (nothing more so far) into @r[0..@n-1]. */
+static void read_or_fail(int fd, int n, struct http_response *r, const char *what)
+{
+	int ret;
+
+	ret = http_read_responses(fd, n, IO_TIMEOUT_MS, r);
+	ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
+}
+
+/* Send @req on the open connection @fd and read its one response. */
+static void request_on(int fd, const char *req, struct http_response *r,
+		       const char *what)
+{
+	memset(r, 0, sizeof(*r));
+	send_or_fail(fd, req, strlen(req), what);
+	read_or_fail(fd, 1, r, what);
+}
+
+static bool header_is(const struct http_response *r, const char *name,
+		      const char *want)
+{
+	char val[128];
+
+	return http_header(r, name, val, sizeof(val)) && !strcasecmp(val, want);
+}
+
+static void assert_connection(const struct http_response *r, bool keep,
+			      const char *what)
+{
+	const char *want = keep ? "keep-alive" : "close";
+	char val[128], q[256];
+	const char *v;
+
+	v = http_header(r, "Connection", val, sizeof(val));
+	ck_assert_msg(v && !strcasecmp(v, want),
+		      "%s: %s: Connection is %s, want %s; head %s", st->name, what,
+		      v ? v : "(absent)", want, quote_bytes(r->raw, r->header_len, q, sizeof(q)));
+}
+
+static void assert_status(const struct http_response *r, int status, const char *what)
+{
+	char line[128];
+
+	ck_assert_msg(r->status == status, "%s: %s: status line \"%s\", want %d", st->name,
+		      what, http_status_line(r, line, sizeof(line)), status);
+}
+
+static bool root_ok(const struct http_response *r, bool keep)
+{
+	return r->status == 200 && r->content_length == 17 && r->body_len == 17 &&
+	       !memcmp(r->body, NICE_DAY, 17) &&
+	       header_is(r, "Content-Type", "text/plain") &&
+	       header_is(r, "Connection", keep ? "keep-alive" : "close");
+}
+
+/* GET / answered in full, keeping the connection or closing it. */
+static void assert_root(const struct http_response *r, bool keep, const char *what)
+{
+	char q[512];
+
+	if (root_ok(r, keep))
+		return;
+	assert_status(r, 200, what);
+	assert_connection(r, keep, what);
+	ck_abort_msg("%s: %s: want text/plain \"Have a nice day!\\n\", got %s", st->name,
+		     what, quote_bytes(r->raw, r->raw_len, q, sizeof(q)));
+}
+
+static void assert_large(const struct http_response *r, size_t want, bool keep,
+			 const char *what)
+{
+	size_t bad = 0;
+
+	assert_status(r, 200, what);
+	assert_connection(r, keep, what);
+	ck_assert_msg(r->content_length == (long)want && r->body_len == want,
+		      "%s: %s: Content-Length %ld and %zu body bytes, want %zu", st->name,
+		      what, r->content_length, r->body_len, want);
+	ck_assert_msg(large_body_ok(r->body, r->body_len, &bad),
+		      "%s: %s: body byte %zu is 0x%02x, want 0x%02x", st->name, what, bad,
+		      (unsigned char)r->body[bad],
+		      (unsigned char)NICE_DAY[bad % (sizeof(NICE_DAY) - 1)]);
+}
+
+/* The server must close @fd (FIN or RST) within @ms and send nothing more. */
+static void assert_closes(int fd, int ms, const char *what)
+{
+	long long start = now_ms();
+	enum peer_event ev;
+
+	ev = peer_wait(fd, ms);
+	ck_assert_msg(ev == PEER_CLOSED || ev == PEER_RESET,
+		      "%s: %s: want the server to close within %d ms, got %s after %lld ms%s%s",
+		      st->name, what, ms, peer_event_str(ev), now_ms() - start,
+		      ev == PEER_DATA || ev == PEER_ERROR ? ": " : "",
+		      ev == PEER_DATA || ev == PEER_ERROR ? harness_error() : "");
+}
+
+/*
+ * A new connection that gets GET / answered, retried for @ms while the
+ * server may still refuse it for want of a free slot.  Returns it open.
+ */
+static int served_connection(int ms, const char *what)
+{
+	long long deadline = now_ms() + ms;
+	struct http_response r;
+	char last[512] = "";
+	int fd, tries = 0, wait;
+
+	for (;;) {
+		tries++;
+		fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
+		if (fd >= 0) {
+			memset(&r, 0, sizeof(r));
+			/* A refused connection is closed at once; a served one answers. */
+			wait = (int)(deadline - now_ms());
+			if (!send_all(fd, REQ_ROOT, strlen(REQ_ROOT), IO_TIMEOUT_MS) &&
+			    !http_read_responses(fd, 1, wait > 200 ? wait : 200, &r) &&
+			    root_ok(&r, true)) {
+				http_response_free(&r);
+				return fd;
+			}
+			snprintf(last, sizeof(last), "%s", r.raw_len ? r.raw : harness_error());
+			http_response_free(&r);
+			close(fd);
+		} else {
+			snprintf(last, sizeof(last), "%s", harness_error());
+		}
+		if (now_ms() >= deadline)
+			ck_abort_msg("%s: %s: no new connection served within %d ms (%d tries); last: %s",
+				     st->name, what, ms, tries, last);
+		sleep_ms(50);
+	}
+}
+
+/* Open fds once the server has served and closed a connection. */
+static int fd_baseline(void)
+{
+	int fd, base;
+
+	fd = served_connection(SLOT_FREE_MS, "warming up");
+	close(fd);
+	sleep_ms(50);
+	base = proc_fd_count(srv.pid);
+	ck_assert_msg(base > 0, "%s: %s", st->name, harness_error());
+	return base;
+}
+
+/* Closing finishes asynchronously (io_uring): give it up to 1 s. */
+static void assert_fds_back(int base, const char *what)
+{
+	long long deadline = now_ms() + 1000;
+	int count;
+
+	for (;;) {
+		count = proc_fd_count(srv.pid);
+		ck_assert_msg(count > 0, "%s: %s", st->name, harness_error());
+		if (count <= base || now_ms() >= deadline)
+			break;
+		sleep_ms(20);
+	}
+	ck_assert_msg(count <= base, "%s: %s: %d open fds, %d before", st->name, what,
+		      count, base);
+}
+
+/* Keep the socket buffers from holding a whole /large: the send stays in flight. */
+static void small_rcvbuf(int fd)
+{
+	int size = SMALL_RCVBUF;
+
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)), 0);
+}
+
+/*
+ * Read and drop about @n bytes of whatever the server sends, for up to
+ * @ms; returns how many came before that, EOF or an error.
+ */
+static size_t drain(int fd, size_t n, int ms)
+{
+	long long deadline = now_ms() + ms;
+	char buf[65536];
+	size_t got = 0;
+	ssize_t k;
+
+	while (got < n && now_ms() < deadline) {
+		k = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (k > 0)
+			got += (size_t)k;
+		else if (!k || (errno != EAGAIN && errno != EINTR))
+			break;
+		else
+			sleep_ms(1);
+	}
+	return got;
+}
+
+static void read_some(int fd, size_t n, const char *what)
+{
+	size_t got;
+
+	got = drain(fd, n, IO_TIMEOUT_MS);
+	ck_assert_msg(got >= n, "%s: %s: only %zu of %zu bytes within %d ms", st->name,
+		      what, got, n, IO_TIMEOUT_MS);
+}
+
+/*
+ * The zero-copy tests are about IORING_OP_SEND_ZC; a server on a kernel
+ * without it says so at startup and falls back to plain sends.
+ */
+static bool zero_copy_unavailable(void)
+{
+	char err[1024], *line;
+
+	server_stderr(&srv, err, sizeof(err));
+	line = strstr(err, "lacks IORING_OP_SEND_ZC");
+	if (!line)
+		return false;
+	line[strcspn(line, "\n")] = '\0';
+	printf("SKIP: %s: the server says its kernel %s\n", st->name, line);
+	return true;
+}
+
+/* ---- tcase keepalive -------------------------------------------------- */
+
+START_TEST(thousand_requests_one_connection)
+{
+	struct http_response r = { 0 };
+	char what[64];
+	int fd, i;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = connect_or_fail();
+	/* Check's asserts only on failure: 1000 passing ones would slow the loop. */
+	for (i = 0; i < SEQUENTIAL_REQUESTS; i++) {
+		snprintf(what, sizeof(what), "request %d of %d on one connection", i + 1,
+			 SEQUENTIAL_REQUESTS);
+		if (send_all(fd, REQ_ROOT, strlen(REQ_ROOT), IO_TIMEOUT_MS) ||
+		    http_read_responses(fd, 1, IO_TIMEOUT_MS, &r))
+			ck_abort_msg("%s: %s: %s", st->name, what, harness_error());
+		if (!root_ok(&r, true))
+			assert_root(&r, true, what);
+		http_response_free(&r);
+	}
+	close(fd);
+}
+END_TEST
+
+START_TEST(pipelined_answered_in_order)
+{
+	/* /large is cut to 40 bytes: its body tells it from /'s 17. */
+	static const char *const args[] = { "-l", "40", NULL };
+	static const char *const paths[] = { "/", "/large", "/large", "/", "/",
+					     "/large", "/", "/large", "/", "/nope" };
+	const int n = sizeof(paths) / sizeof(paths[0]);
+	struct http_response r[sizeof(paths) / sizeof(paths[0])];
+	char req[2048], what[96];
+	size_t len = 0;
+	int fd, i;
+
+	use_step(_i);
+	start_server(args);
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(req + len, sizeof(req) - len,
+					"GET %s HTTP/1.1\r\n" HOST_HDR "\r\n", paths[i]);
+	fd = connect_or_fail();
+	/* One write: all ten requests are in the server's buffer at once. */
+	send_or_fail(fd, req, len, "10 pipelined requests");
+	memset(r, 0, sizeof(r));
+	read_or_fail(fd, n, r, "10 pipelined requests");
+	for (i = 0; i < n; i++) {
+		snprintf(what, sizeof(what), "pipelined response %d (GET %s)", i + 1, paths[i]);
+		if (!strcmp(paths[i], "/"))
+			assert_root(&r[i], true, what);
+		else if (!strcmp(paths[i], "/large"))
+			assert_large(&r[i], 40, true, what);
+		else {
+			assert_status(&r[i], 404, what);
+			assert_connection(&r[i], false, what);
+		}
+		http_response_free(&r[i]);
+	}
+	assert_closes(fd, CLOSE_AFTER_MS, "after the 404 that ends the pipeline");
+	close(fd);
+}
+END_TEST
+
+START_TEST(large_then_root)
+{
+	struct http_response r;
+	int fd;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = connect_or_fail();
+	request_on(fd, REQ_LARGE, &r, "GET /large");
+	assert_large(&r, DEFAULT_LARGE, true, "GET /large");
+	http_response_free(&r);
+	request_on(fd, REQ_ROOT, &r, "GET / after /large on the same connection");
+	assert_root(&r, true, "GET / after /large on the same connection");
+	http_response_free(&r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(large_and_root_pipelined)
+{
+	static const char req[] = REQ_LARGE REQ_ROOT;
+	struct http_response r[2];
+	int fd;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = connect_or_fail();
+	/* GET / arrives while the 1 MiB is still going out: it must wait its turn. */
+	send_or_fail(fd, req, strlen(req), "GET /large and GET / in one write");
+	memset(r, 0, sizeof(r));
+	read_or_fail(fd, 2, r, "GET /large and GET / in one write");
+	assert_large(&r[0], DEFAULT_LARGE, true, "pipelined GET /large");
+	assert_root(&r[1], true, "GET / pipelined behind /large");
+	http_response_free(&r[0]);
+	http_response_free(&r[1]);
+	close(fd);
+}
+END_TEST
+
+START_TEST(http10_closes)
+{
+	struct http_response r;
+	int fd;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = connect_or_fail();
+	request_on(fd, "GET / HTTP/1.0\r\n\r\n", &r, "HTTP/1.0 GET /");
+	assert_root(&r, false, "HTTP/1.0 GET /");
+	http_response_free(&r);
+	assert_closes(fd, CLOSE_AFTER_MS, "after an HTTP/1.0 response");
+	close(fd);
+}
+END_TEST
+
+START_TEST(http10_keep_alive_stays_open)
+{
+	static const char req[] = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+	struct http_response r;
+	int fd;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = connect_or_fail();
+	request_on(fd, req, &r, "HTTP/1.0 GET / with Connection: keep-alive");
+	assert_root(&r, true, "HTTP/1.0 GET / with Connection: keep-alive");
+	http_response_free(&r);
+	/* Answered on the same connection: it stayed open. */
+	request_on(fd, req, &r, "a second HTTP/1.0 keep-alive request");
+	assert_root(&r, true, "a second HTTP/1.0 keep-alive request");
+	http_response_free(&r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(connection_close_ends_kept_connection)
+{
+	struct http_response r;
+	int fd;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = connect_or_fail();
+	request_on(fd, REQ_ROOT, &r, "GET /");
+	assert_root(&r, true, "GET /");
+	http_response_free(&r);
+	request_on(fd, REQ_ROOT_CLOSE, &r, "GET / with Connection: close, second on the connection");
+	assert_root(&r, false, "GET / with Connection: close, second on the connection");
+	http_response_free(&r);
+	assert_closes(fd, CLOSE_AFTER_MS, "after Connection: close");
+	close(fd);
+}
+END_TEST
+
+START_TEST(not_found_closes_kept_connection)
+{
+	/* The GET / behind the 404 must not be answered. */
+	static const char req[] = REQ_NOPE REQ_ROOT;
+	struct http_response r;
+	int fd;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = connect_or_fail();
+	request_on(fd, REQ_ROOT, &r, "GET /");
+	assert_root(&r, true, "GET /");
+	http_response_free(&r);
+	request_on(fd, req, &r, "GET /nope then GET / in one write");
+	assert_status(&r, 404, "GET /nope on a kept-alive connection");
+	assert_connection(&r, false, "GET /nope on a kept-alive connection");
+	http_response_free(&r);
+	assert_closes(fd, CLOSE_AFTER_MS, "after a 404 (nothing for the GET / behind it)");
+	close(fd);
+}
+END_TEST
+
+START_TEST(request_with_body_closes)
+{
+	/* The server reads no bodies: left in the stream, one would pass for a request. */
+	static const char *const reqs[] = {
+		"GET / HTTP/1.1\r\n" HOST_HDR "Content-Length: 5\r\n\r\nhello",
+		"GET / HTTP/1.1\r\n" HOST_HDR "Transfer-Encoding: chunked\r\n\r\n"
+		"5\r\nhello\r\n0\r\n\r\n",
+	};
+	struct http_response r;
+	char what[256], q[200];
+	size_t i;
+	int fd;
+
+	use_step(_i);
+	start_server(NULL);
+	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		snprintf(what, sizeof(what), "request with a body %s",
+			 quote_bytes(reqs[i], strlen(reqs[i]), q, sizeof(q)));
+		fd = connect_or_fail();
+		request_on(fd, reqs[i], &r, what);
+		assert_root(&r, false, what);
+		http_response_free(&r);
+		assert_closes(fd, CLOSE_AFTER_MS, what);
+		close(fd);
+	}
+}
+END_TEST
+
+START_TEST(content_length_zero_keeps_alive)
+{
+	static const char req[] = "GET / HTTP/1.1\r\n" HOST_HDR "Content-Length: 0\r\n\r\n";
+	struct http_response r;
+	int fd;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = connect_or_fail();
+	request_on(fd, req, &r, "GET / with Content-Length: 0");
+	assert_root(&r, true, "GET / with Content-Length: 0");
+	http_response_free(&r);
+	request_on(fd, REQ_ROOT, &r, "GET / after one with Content-Length: 0");
+	assert_root(&r, true, "GET / after one with Content-Length: 0");
+	http_response_free(&r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(split_requests_on_kept_connection)
+{
+	const size_t len = strlen(REQ_ROOT);
+	struct http_response r = { 0 };
+	size_t off, chunk;
+	int fd, ret;
+
+	use_step(_i);
+	start_server(NULL);
+	fd = connect_or_fail();
+	request_on(fd, REQ_ROOT, &r, "GET / in one write");
+	assert_root(&r, true, "GET / in one write");
+	http_response_free(&r);
+
+	/* The second request on the connection, one byte per segment. */
+	ret = send_bytewise(fd, REQ_ROOT, len, 1000);
+	ck_assert_msg(ret == 0, "%s: sending byte by byte: %s", st->name, harness_error());
+	read_or_fail(fd, 1, &r, "second GET / sent one byte at a time");
+	assert_root(&r, true, "second GET / sent one byte at a time");
+	http_response_free(&r);
+
+	/* The third in 5-byte writes, with time for the server to read each. */
+	for (off = 0; off < len; off += chunk) {
+		chunk = len - off < 5 ? len - off : 5;
+		send_or_fail(fd, REQ_ROOT + off, chunk, "third GET / in 5-byte writes");
+		sleep_ms(5);
+	}
+	read_or_fail(fd, 1, &r, "third GET / in 5-byte writes");
+	assert_root(&r, true, "third GET / in 5-byte writes");
+	http_response_free(&r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(request_straddles_writes)
+{
+	static const char *const args[] = { "-l", "40", NULL };
+	static const char req[] = REQ_ROOT REQ_LARGE;
+	const size_t cut = strlen(REQ_ROOT) + 10;
+	struct http_response r = { 0 };
+	int fd;
+
+	use_step(_i);
+	start_server(args);
+	fd = connect_or_fail();
+	/* One write ends a request and begins the next: the rest must be kept. */
+	send_or_fail(fd, req, cut, "GET / and the start of GET /large");
+	read_or_fail(fd, 1, &r, "GET / followed by part of the next request");
+	assert_root(&r, true, "GET / followed by part of the next request");
+	http_response_free(&r);
+	sleep_ms(50);
+	send_or_fail(fd, req + cut, strlen(req) - cut, "the rest of GET /large");
+	read_or_fail(fd, 1, &r, "GET /large begun in the previous write");
+	assert_large(&r, 40, true, "GET /large begun in the previous write");
+	http_response_free(&r);
+	close(fd);
+}
+END_TEST
+
+/* ---- tcase limits ----------------------------------------------------- */
+
+/* GET / padded with one header to exactly @size bytes. */
+static size_t padded_request(char *buf, size_t size)
+{
+	static const char head[] = "GET / HTTP/1.1\r\n" HOST_HDR "X-Pad: ";
+	size_t len = sizeof(head) - 1, pad = size - len - 4;
+
+	memcpy(buf, head, len);
+	memset(buf + len, 'p', pad);
+	memcpy(buf + len + pad, "\r\n\r\n", 4);
+	return size;
+}
+
+START_TEST(buffer_ring_exhaustion)
+{
+	static const char *const args[] = { "-B", RING_BUFFERS, NULL };
+	struct http_response r[RING_CONNS * RING_BATCH];
+	char batch[RING_BATCH * RING_REQ_BYTES], what[96];
+	int fds[RING_CONNS], round, i, ret;
+	enum peer_event ev;
+	size_t len = 0;
+
+	use_step(_i);
+	start_server(args);
+	for (i = 0; i < RING_BATCH; i++)
+		len += padded_request(batch + len, RING_REQ_BYTES);
+	for (i = 0; i < RING_CONNS; i++)
+		fds[i] = connect_or_fail();
+	/*
+	 * Each round, every connection delivers 6000 bytes at once: 2
+	 * buffers each, 32 wanted from a ring of 4.  The recvs that find
+	 * it dry end with ENOBUFS and must be re-armed, bytes intact.
+	 */
+	for (round = 0; round < RING_ROUNDS; round++) {
+		memset(r, 0, sizeof(r));
+		ret = http_many_on(fds, RING_CONNS, batch, len, RING_BATCH, IO_TIMEOUT_MS, r);
+		ck_assert_msg(ret == 0, "%s: -B %s, round %d of %d, %d connections x %d pipelined requests: %s",
+			      st->name, RING_BUFFERS, round + 1, RING_ROUNDS, RING_CONNS,
+			      RING_BATCH, harness_error());
+		for (i = 0; i < RING_CONNS * RING_BATCH; i++) {
+			snprintf(what, sizeof(what), "-B %s, round %d, connection %d, response %d",
+				 RING_BUFFERS, round + 1, i / RING_BATCH, i % RING_BATCH + 1);
+			assert_root(&r[i], true, what);
+			http_response_free(&r[i]);
+		}
+	}
+	/* Answered once each: nothing more may come. */
+	sleep_ms(100);
+	for (i = 0; i < RING_CONNS; i++) {
+		ev = peer_wait(fds[i], 0);
+		ck_assert_msg(ev == PEER_SILENT, "%s: -B %s: connection %d after its last round: %s%s%s",
+			      st->name, RING_BUFFERS, i, peer_event_str(ev),
+			      ev == PEER_DATA ? ": " : "", ev == PEER_DATA ? harness_error() : "");
+		close(fds[i]);
+	}
+	assert_running();
+}
+END_TEST
+
+START_TEST(fixed_file_table_full)
+{
+	static const char *const args[] = { "-c", TABLE_ARG, NULL };
+	struct http_response r;
+	int held[TABLE_SLOTS], extra, fd, i;
+	enum peer_event ev;
+	char what[96];
+	long long start;
+
+	use_step(_i);
+	start_server(args);
+	for (i = 0; i < TABLE_SLOTS; i++) {
+		snprintf(what, sizeof(what), "held connection %d of %d", i + 1, TABLE_SLOTS);
+		held[i] = connect_or_fail();
+		request_on(held[i], REQ_ROOT, &r, what);
+		assert_root(&r, true, what);
+		http_response_free(&r);
+	}
+	/*
+	 * The kernel completes the handshake from the listen backlog; with
+	 * no free slot the server's accept fails and the socket is closed.
+	 * The client must see that, not wait forever for an answer.
+	 */
+	extra = connect_or_fail();
+	start = now_ms();
+	send_all(extra, REQ_ROOT, strlen(REQ_ROOT), IO_TIMEOUT_MS);	/* may meet the RST */
+	ev = peer_wait(extra, REFUSE_WITHIN_MS * 3);
+	ck_assert_msg(ev == PEER_CLOSED || ev == PEER_RESET,
+		      "%s: -c %s: connection %d with every slot held: want it closed or reset, got %s after %lld ms%s%s",
+		      st->name, TABLE_ARG, TABLE_SLOTS + 1, peer_event_str(ev), now_ms() - start,
+		      ev == PEER_DATA ? ": " : "", ev == PEER_DATA ? harness_error() : "");
+	ck_assert_msg(now_ms() - start <= REFUSE_WITHIN_MS,
+		      "%s: -c %s: connection %d was closed only after %lld ms, want %d",
+		      st->name, TABLE_ARG, TABLE_SLOTS + 1, now_ms() - start, REFUSE_WITHIN_MS);
+	printf("%s: -c %s: connection %d %s after %lld ms\n", st->name, TABLE_ARG,
+	       TABLE_SLOTS + 1, peer_event_str(ev), now_ms() - start);
+	close(extra);
+
+	for (i = 0; i < TABLE_SLOTS; i++) {
+		snprintf(what, sizeof(what), "held connection %d after a refusal", i + 1);
+		request_on(held[i], REQ_ROOT, &r, what);
+		assert_root(&r, true, what);
+		http_response_free(&r);
+	}
+	close(held[0]);
+	close(held[1]);
+	fd = served_connection(SLOT_FREE_MS, "after 2 of the held connections closed");
+	close(fd);
+	close(held[2]);
+	close(held[3]);
+}
+END_TEST
+
+/*
+ * Until @idle is closed by the server, a busy client on @busy asks every
+ * BUSY_GAP_MS: it must be served, and it must not be closed as idle.
+ * Returns how long @idle lasted after @since.
+ */
+static long long close_while_busy(int idle, int busy, long long since, const char *what)
+{
+	struct http_response r;
+	enum peer_event ev;
+	char bwhat[160];
+	int asked = 0;
+
+	for (;;) {
+		ev = peer_wait(idle, BUSY_GAP_MS);
+		if (ev != PEER_SILENT)
+			break;
+		ck_assert_msg(now_ms() - since <= IDLE_MAX_MS,
+			      "%s: -t %s: %s: still open after %lld ms, want closed within %d",
+			      st->name, IDLE_ARG, what, now_ms() - since, IDLE_MAX_MS);
+		snprintf(bwhat, sizeof(bwhat), "busy client, request %d, while %s", ++asked, what);
+		request_on(busy, REQ_ROOT, &r, bwhat);
+		assert_root(&r, true, bwhat);
+		http_response_free(&r);
+	}
+	ck_assert_msg(ev == PEER_CLOSED || ev == PEER_RESET,
+		      "%s: -t %s: %s: want it closed, got %s%s%s", st->name, IDLE_ARG, what,
+		      peer_event_str(ev), ev == PEER_DATA ? ": " : "",
+		      ev == PEER_DATA ? harness_error() : "");
+	return now_ms() - since;
+}
+
+START_TEST(idle_keep_alive_closed)
+{
+	static const char *const args[] = { "-t", IDLE_ARG, NULL };
+	struct http_response r;
+	long long start, took;
+	int idle, busy;
+
+	use_step(_i);
+	start_server(args);
+	busy = connect_or_fail();
+	idle = connect_or_fail();
+	/* Timed from before the request: the server's idle clock starts later. */
+	start = now_ms();
+	request_on(idle, REQ_ROOT, &r, "GET / before idling");
+	assert_root(&r, true, "GET / before idling");
+	http_response_free(&r);
+	took = close_while_busy(idle, busy, start, "an idle kept-alive connection");
+	ck_assert_msg(took >= IDLE_MIN_MS,
+		      "%s: -t %s: an idle kept-alive connection was closed after %lld ms, before it had been idle for %s s",
+		      st->name, IDLE_ARG, took, IDLE_ARG);
+	printf("%s: -t %s: idle kept-alive connection closed %lld ms after its request\n",
+	       st->name, IDLE_ARG, took);
+	/* The busy one was never idle that long: still open and served. */
+	request_on(busy, REQ_ROOT, &r, "busy client after the idle one was closed");
+	assert_root(&r, true, "busy client after the idle one was closed");
+	http_response_free(&r);
+	close(idle);
+	close(busy);
+}
+END_TEST
+
+START_TEST(stalled_half_head_closed)
+{
+	static const char *const args[] = { "-t", IDLE_ARG, NULL };
+	struct http_response r;
+	long long start, took;
+	int stalled, busy;
+
+	use_step(_i);
+	start_server(args);
+	busy = connect_or_fail();
+	/* Timed from before the connect: the server's idle clock starts at accept. */
+	start = now_ms();
+	stalled = connect_or_fail();
+	send_or_fail(stalled, HALF_HEAD, strlen(HALF_HEAD), "half a head");
+	took = close_while_busy(stalled, busy, start, "a client stalled in its head");
+	ck_assert_msg(took >= IDLE_MIN_MS,
+		      "%s: -t %s: a stalled client was closed after %lld ms, before %s s",
+		      st->name, IDLE_ARG, took, IDLE_ARG);
+	printf("%s: -t %s: client stalled in its head closed after %lld ms\n", st->name,
+	       IDLE_ARG, took);
+	request_on(busy, REQ_ROOT, &r, "busy client after the stalled one was closed");
+	assert_root(&r, true, "busy client after the stalled one was closed");
+	http_response_free(&r);
+	close(stalled);
+	close(busy);
+}
+END_TEST
+
+/* ---- tcase resets ----------------------------------------------------- */
+
+/*
+ * With -c 1 the reset client holds the only slot: a new connection served
+ * afterwards proves the slot came back, which the fd count cannot see
+ * (accepted sockets live in io_uring's fixed-file table, not in /proc).
+ */
+static void assert_recovers(int base, const char *what)
+{
+	char msg[160];
+	int fd;
+
+	assert_running();
+	snprintf(msg, sizeof(msg), "a new connection after %s", what);
+	fd = served_connection(SLOT_FREE_MS, msg);
+	close(fd);
+	assert_fds_back(base, msg);
+}
+
+START_TEST(reset_mid_request)
+{
+	static const char *const args[] = { "-c", "1", NULL };
+	int base, fd;
+
+	use_step(_i);
+	start_server(args);
+	base = fd_baseline();
+	/* Served once: it holds the slot, and its recv is armed again. */
+	fd = served_connection(SLOT_FREE_MS, "the client that will reset");
+	send_or_fail(fd, HALF_HEAD, strlen(HALF_HEAD), "half of a second request");
+	sleep_ms(50);
+	ck_assert_msg(tcp_abort(fd) == 0, "%s: %s", st->name, harness_error());
+	assert_recovers(base, "a reset in the middle of a request");
+}
+END_TEST
+
+START_TEST(reset_mid_response)
+{
+	static const char *const args[] = { "-c", "1", "-l", RESET_LARGE_ARG, NULL };
+	int base, fd;
+
+	use_step(_i);
+	start_server(args);
+	base = fd_baseline();
+	fd = served_connection(SLOT_FREE_MS, "the client that will reset");
+	small_rcvbuf(fd);
+	send_or_fail(fd, REQ_LARGE, strlen(REQ_LARGE), "GET /large of 8 MiB");
+	read_some(fd, READ_BEFORE_RESET, "the start of an 8 MiB /large");
+	ck_assert_msg(tcp_abort(fd) == 0, "%s: %s", st->name, harness_error());
+	assert_recovers(base, "a reset in the middle of an 8 MiB response");
+}
+END_TEST
+
+START_TEST(close_without_reading)
+{
+	static const char *const args[] = { "-c", "1", "-l", RESET_LARGE_ARG, NULL };
+	int base, fd;
+
+	use_step(_i);
+	start_server(args);
+	base = fd_baseline();
+	fd = served_connection(SLOT_FREE_MS, "the client that will not read");
+	small_rcvbuf(fd);
+	send_or_fail(fd, REQ_LARGE, strlen(REQ_LARGE), "GET /large of 8 MiB");
+	/* Gone before the first byte of the body is read: the sends meet a RST. */
+	close(fd);
+	assert_recovers(base, "a client that closed without reading its 8 MiB");
+}
+END_TEST
+
+/*
+ * One wave of abusive clients at once, by thirds: reset in the middle of
+ * a second request, reset in the middle of /large, close without reading
+ * /large.  Their own answers are not checked: a client may be refused
+ * while the previous wave's slots are still being freed.
+ */
+static int abuse_wave(int wave, int *reading)
+{
+	int fds[ABUSE_PER_WAVE], i, left, served = 0;
+	long long deadline;
+	struct http_response r;
+
+	for (i = 0; i < ABUSE_PER_WAVE; i++) {
+		fds[i] = tcp_connect(srv.port, IO_TIMEOUT_MS);
+		ck_assert_msg(fds[i] >= 0, "%s: abusive client %d: %s", st->name,
+			      wave * ABUSE_PER_WAVE + i, harness_error());
+		small_rcvbuf(fds[i]);
+		if (i % 3 == 0)
+			send_all(fds[i], REQ_ROOT, strlen(REQ_ROOT), IO_TIMEOUT_MS);
+		else
+			send_all(fds[i], REQ_LARGE, strlen(REQ_LARGE), IO_TIMEOUT_MS);
+	}
+	/* The whole wave's reads share one bound, whatever the server does. */
+	deadline = now_ms() + ABUSE_WAVE_MS;
+	for (i = 0; i < ABUSE_PER_WAVE; i++) {
+		left = (int)(deadline - now_ms());
+		if (left < 1)
+			left = 1;
+		if (i % 3 != 2)
+			(*reading)++;
+		if (i % 3 == 0) {
+			memset(&r, 0, sizeof(r));
+			if (!http_read_responses(fds[i], 1, left, &r) && r.status == 200)
+				served++;
+			http_response_free(&r);
+			send_all(fds[i], HALF_HEAD, strlen(HALF_HEAD), left);
+		} else if (i % 3 == 1) {
+			if (drain(fds[i], READ_BEFORE_RESET, left) >= READ_BEFORE_RESET)
+				served++;
+		} else {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+	}
+	sleep_ms(20);
+	for (i = 0; i < ABUSE_PER_WAVE; i++)
+		if (fds[i] >= 0)
+			tcp_abort(fds[i]);
+	return served;
+}
+
+START_TEST(abusive_clients_leak_no_slot)
+{
+	static const char *const args[] = { "-c", ABUSE_SLOTS_ARG, "-l", RESET_LARGE_ARG,
+					     NULL };
+	int base, wave, served = 0, reading = 0, i;
+	int held[ABUSE_SLOTS];
+	char what[96];
+
+	use_step(_i);
+	start_server(args);
+	base = fd_baseline();
+	for (wave = 0; wave < ABUSE_WAVES; wave++) {
+		served += abuse_wave(wave, &reading);
+		sleep_ms(100);
+	}
+	printf("%s: -c %s: %d of the %d abusive clients that read got an answer before going away\n",
+	       st->name, ABUSE_SLOTS_ARG, served, reading);
+	assert_running();
+	/* A slot leaked by any of them would leave room for fewer than 32. */
+	for (i = 0; i < ABUSE_SLOTS; i++) {
+		snprintf(what, sizeof(what), "connection %d of %d held after %d abusive clients",
+			 i + 1, ABUSE_SLOTS, ABUSE_WAVES * ABUSE_PER_WAVE);
+		held[i] = served_connection(SLOT_FREE_MS, what);
+	}
+	for (i = 0; i < ABUSE_SLOTS; i++)
+		close(held[i]);
+	assert_fds_back(base, "after the abusive clients");
+}
+END_TEST
+
+/* ---- tcase zerocopy --------------------------------------------------- */
+
+START_TEST(zc_large_exact_sizes)
+{
+	/* Around the server's 16 KiB zero-copy threshold, and far past it. */
+	static const char *const sizes[] = { "1", "4096", "16384", "1048576", "16777216" };
+	const char *args[] = { "-l", NULL, NULL };
+	struct http_response r;
+	char what[96];
+	size_t i;
+	int fd;
+
+	use_step(_i);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		args[1] = sizes[i];
+		start_server(args);
+		if (zero_copy_unavailable())
+			return;
+		snprintf(what, sizeof(what), "GET /large with -l %s", sizes[i]);
+		fd = connect_or_fail();
+		request_on(fd, REQ_LARGE, &r, what);
+		assert_large(&r, strtoul(sizes[i], NULL, 10), true, what);
+		http_response_free(&r);
+		close(fd);
+		stop_server(what);
+		server_cleanup(&srv);
+	}
+}
+END_TEST
+
+START_TEST(zc_concurrent_large)
+{
+	struct http_response r[ZC_CONCURRENT];
+	char what[64];
+	int got, i;
+
+	use_step(_i);
+	start_server(NULL);
+	if (zero_copy_unavailable())
+		return;
+	memset(r, 0, sizeof(r));
+	got = http_many(srv.port, REQ_LARGE, ZC_CONCURRENT, READ_BY_LENGTH, 20000, r);
+	ck_assert_msg(got == ZC_CONCURRENT, "%s: %d of %d concurrent 1 MiB /large answered: %s",
+		      st->name, got, ZC_CONCURRENT, harness_error());
+	for (i = 0; i < ZC_CONCURRENT; i++) {
+		snprintf(what, sizeof(what), "concurrent /large %d of %d", i + 1, ZC_CONCURRENT);
+		assert_large(&r[i], DEFAULT_LARGE, true, what);
+		http_response_free(&r[i]);
+	}
+}
+END_TEST
+
+START_TEST(zc_partial_read_then_close)
+{
+	/* -c 1: the slot comes back only once every notification is in. */
+	static const char *const args[] = { "-c", "1", "-l", "16777216", NULL };
+	struct http_response r;
+	int base, fd;
+
+	use_step(_i);
+	start_server(args);
+	if (zero_copy_unavailable())
+		return;
+	base = fd_baseline();
+	fd = served_connection(SLOT_FREE_MS, "the client that reads part of 16 MiB");
+	small_rcvbuf(fd);
+	send_or_fail(fd, REQ_LARGE, strlen(REQ_LARGE), "GET /large of 16 MiB");
+	read_some(fd, DEFAULT_LARGE, "the first MiB of a 16 MiB /large");
+	close(fd);
+	assert_recovers(base, "a client that read 1 of 16 MiB and closed");
+	/* The registered body is intact for the next reader. */
+	fd = served_connection(SLOT_FREE_MS, "GET /large after the partial reader");
+	request_on(fd, REQ_LARGE, &r, "GET /large of 16 MiB after the partial reader");
+	assert_large(&r, 16777216, true, "GET /large of 16 MiB after the partial reader");
+	http_response_free(&r);
+	close(fd);
+}
+END_TEST
+
+/* Copies are reported from Linux 6.2 (IORING_SEND_ZC_REPORT_USAGE). */
+static bool kernel_reports_copies(char *release, size_t size)
+{
+	struct utsname u;
+	int major, minor;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return true;
+	snprintf(release, size, "%s", u.release);
+	return major > 6 || (major == 6 && minor >= 2);
+}
+
+START_TEST(zc_exit_report)
+{
+	const int sends = ZC_REPORT_KEPT + ZC_REPORT_CLOSED;
+	unsigned long zc = 0, copied = 0;
+	struct http_response r;
+	char out[4096], release[128] = "";
+	const char *line;
+	char what[64];
+	int fd, i;
+
+	use_step(_i);
+	start_server(NULL);
+	if (zero_copy_unavailable())
+		return;
+	if (!kernel_reports_copies(release, sizeof(release))) {
+		printf("SKIP: %s: kernel %s cannot report copies (needs 6.2)\n", st->name,
+		       release);
+		return;
+	}
+	/*
+	 * A send's notification comes when the kernel frees the pages, which
+	 * may be after the client has read every byte; the server counts it
+	 * then, and closes a connection only once all of its notifications
+	 * are in.  So every connection ends with the server's close, and
+	 * SIGINT comes after the last: nothing is still in flight at exit.
+	 */
+	fd = connect_or_fail();
+	for (i = 0; i < ZC_REPORT_KEPT; i++) {
+		snprintf(what, sizeof(what), "kept-alive GET /large %d", i + 1);
+		request_on(fd, REQ_LARGE, &r, what);
+		assert_large(&r, DEFAULT_LARGE, true, what);
+		http_response_free(&r);
+	}
+	request_on(fd, REQ_ROOT_CLOSE, &r, "GET / with Connection: close after 4 /large");
+	assert_root(&r, false, "GET / with Connection: close after 4 /large");
+	http_response_free(&r);
+	assert_closes(fd, CLOSE_AFTER_MS, "after the kept-alive /large sends");
+	close(fd);
+	for (i = 0; i < ZC_REPORT_CLOSED; i++) {
+		snprintf(what, sizeof(what), "GET /large %d with Connection: close", i + 1);
+		fd = connect_or_fail();
+		request_on(fd, REQ_LARGE_CLOSE, &r, what);
+		assert_large(&r, DEFAULT_LARGE, false, what);
+		http_response_free(&r);
+		assert_closes(fd, CLOSE_AFTER_MS, what);
+		close(fd);
+	}
+	stop_server("SIGINT after zero-copy sends");
+	server_stdout(&srv, out, sizeof(out));
+	line = strstr(out, "zero-copy sends: ");
+	ck_assert_msg(line && sscanf(line, "zero-copy sends: %lu without a copy, %lu copied by the kernel",
+				     &zc, &copied) == 2,
+		      "%s: no \"zero-copy sends: N without a copy, M copied by the kernel\" line at exit; stdout: %s",
+		      st->name, out);
+	printf("%s: %d large sends; at exit: %.*s\n", st->name, sends,
+	       (int)strcspn(line, "\n"), line);
+	/* Loopback hands the pages to the receiver's queue: the kernel must copy. */
+	ck_assert_msg(copied > 0, "%s: %lu sends copied over loopback, want > 0", st->name,
+		      copied);
+	/* A short send is sent on, zero-copy again: at least one each. */
+	ck_assert_msg(zc + copied >= (unsigned long)sends,
+		      "%s: %lu + %lu zero-copy sends reported, %d large responses sent",
+		      st->name, zc, copied, sends);
+}
+END_TEST
+
+/* ---- suite ------------------------------------------------------------ */
+
+static TCase *new_tcase(Suite *s, const char *name, double timeout)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, NULL, reap_orphans);
+	tcase_set_timeout(tc, timeout);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+/* A test runs once per suite, with _i the index of the suite's step. */
+#define ADD(tc, fn) tcase_add_loop_test(tc, fn, idx, idx + 1)
+
+Suite *keepalive_suite(int idx, const char *root)
+{
+	const struct step *sp = &steps[idx];
+	char name[128];
+	Suite *s;
+	TCase *tc;
+
+	snprintf(repo_root, sizeof(repo_root), "%s", root);
+	/* Check keeps the pointer: the name must outlive this call. */
+	snprintf(name, sizeof(name), "%s/keepalive", sp->name);
+	s = suite_create(strdup(name));
+
+	tc = new_tcase(s, "keepalive", 30);
+	ADD(tc, thousand_requests_one_connection);
+	ADD(tc, pipelined_answered_in_order);
+	ADD(tc, large_then_root);
+	ADD(tc, large_and_root_pipelined);
+	ADD(tc, http10_closes);
+	ADD(tc, http10_keep_alive_stays_open);
+	ADD(tc, connection_close_ends_kept_connection);
+	ADD(tc, not_found_closes_kept_connection);
+	ADD(tc, request_with_body_closes);
+	ADD(tc, content_length_zero_keeps_alive);
+	ADD(tc, split_requests_on_kept_connection);
+	ADD(tc, request_straddles_writes);
+
+	tc = new_tcase(s, "limits", 30);
+	ADD(tc, buffer_ring_exhaustion);
+	ADD(tc, fixed_file_table_full);
+	ADD(tc, idle_keep_alive_closed);
+	ADD(tc, stalled_half_head_closed);
+
+	tc = new_tcase(s, "resets", 30);
+	ADD(tc, reset_mid_request);
+	ADD(tc, reset_mid_response);
+	ADD(tc, close_without_reading);
+	ADD(tc, abusive_clients_leak_no_slot);
+
+	if (sp->zero_copy) {
+		tc = new_tcase(s, "zerocopy", 60);
+		ADD(tc, zc_large_exact_sizes);
+		ADD(tc, zc_concurrent_large);
+		ADD(tc, zc_partial_read_then_close);
+		ADD(tc, zc_exit_report);
+	}
+	return s;
+}
