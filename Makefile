@@ -7,6 +7,7 @@
 #   make bench           measure every step and nginx: bench/results.md, .svg
 #   make fuzz            fuzz the request parser for FUZZ_SECONDS (60) with libFuzzer
 #   make valgrind        the finished server under memcheck: no error, no leak
+#   make tutorial        regenerate TUTORIAL.md's diffs, excerpts and figures
 #   make deps            install what is missing (as root), or say how
 #   make clean
 #
@@ -65,7 +66,10 @@ valgrind: deps-core
 	@$(MAKE) --no-print-directory step07_send_zc
 	scripts/valgrind.sh
 
+tutorial:
+	scripts/update_tutorial.sh
+
 clean:
 	@for d in $(STEPS) tests fuzz; do $(MAKE) --no-print-directory -C $$d clean; done
 
-.PHONY: all deps deps-core test run bench fuzz valgrind diff clean FORCE
+.PHONY: all deps deps-core test run bench fuzz valgrind tutorial diff clean FORCE
