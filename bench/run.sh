@@ -176,6 +176,19 @@ count_syscalls() {	# count_syscalls CMD... -> syscalls per request while CMD run
 	wait "$tracer" 2>/dev/null
 	awk -v n="$requests" '$NF == "total" { c = $4 } END { if (n > 0) printf "%.2f", c / n; else print "-" }' "$work/strace"
 }
+rps_and_cpu() {	# rps_and_cpu URL [header] -> "median req/s, median server CPU us/req"
+	local r t0 t1
+	rm -f "$work/runs_cpu"
+	for _ in $(seq "$RUNS"); do
+		t0=$(cpu_ticks "$server_pid")
+		r=$(wrk_run "$1" "$SECS" "${2:-}")
+		t1=$(cpu_ticks "$server_pid")
+		echo "$r $t0 $t1" >>"$work/runs_cpu"
+	done
+	echo "$(awk '{ print $2 }' "$work/runs_cpu" | median)" \
+	     "$(awk -v hz="$clk_tck" '$1 > 0 { print ($5 - $4) * 1000000 / hz / $1 }' "$work/runs_cpu" | median)"
+}
+
 wrk_count() { wrk_run "$1" "$SECS" "${2:-}" | awk '{ print $1 }'; }
 ab_count() {	# sequential: one request at a time
 	timeout 60 ab -q $2 -n 500 -c 1 "$1" 2>/dev/null | awk '/^Complete requests/ { print $3 }'
@@ -184,7 +197,7 @@ ab_count() {	# sequential: one request at a time
 # ---- measure ----------------------------------------------------------------
 echo "machine: $machine"
 echo "$sharing"
-printf 'server\tclose\tkeepalive\tlarge\tsys_close\tsys_ka\tsys_seq\tcpu_us\tidle_pct\tzc\tfailed\n' >"$work/table"
+printf 'server\tclose\tkeepalive\tlarge\tsys_close\tsys_ka\tsys_seq\tcpu_close\tcpu_ka\tidle_pct\tzc\tfailed\n' >"$work/table"
 i=0
 for name in $servers; do
 	i=$((i + 1))
@@ -209,27 +222,13 @@ for name in $servers; do
 	base="http://127.0.0.1:$port"
 
 	progress "$i" "$name" "GET / Connection: close"
-	close_rps=$(for _ in $(seq "$RUNS"); do wrk_run "$base/" "$SECS" "Connection: close" | awk '{ print $2 }'; done | median)
+	read -r close_rps cpu_close < <(rps_and_cpu "$base/" "Connection: close")
 
 	ka_rps="-"
-	cpu_us="-"
+	cpu_ka="-"
 	if [ "$keepalive" = 1 ]; then
 		progress "$i" "$name" "GET / keep-alive"
-		ka_rps=$(for _ in $(seq "$RUNS"); do
-			t0=$(cpu_ticks "$server_pid")
-			r=$(wrk_run "$base/" "$SECS")
-			t1=$(cpu_ticks "$server_pid")
-			echo "$r $t0 $t1" >>"$work/ka_cpu"
-			echo "$r" | awk '{ print $2 }'
-		done | median)
-		cpu_us=$(awk -v hz="$clk_tck" '{ us = ($5 - $4) * 1000000 / hz / $1; print us }' "$work/ka_cpu" | median)
-		rm -f "$work/ka_cpu"
-	else
-		# CPU per request with connection close, for the closing steps.
-		t0=$(cpu_ticks "$server_pid")
-		r=$(wrk_run "$base/" "$SECS" "Connection: close")
-		t1=$(cpu_ticks "$server_pid")
-		cpu_us=$(echo "$r $t0 $t1" | awk -v hz="$clk_tck" '{ printf "%.1f", ($5 - $4) * 1000000 / hz / $1 }')
+		read -r ka_rps cpu_ka < <(rps_and_cpu "$base/")
 	fi
 
 	progress "$i" "$name" "GET /large (1 MiB)"
@@ -262,10 +261,10 @@ for name in $servers; do
 		zc=$(awk '/^zero-copy sends:/ { print $3 " zero-copied, " $7 " copied" }' "$work/out")
 	fi
 	failed=$(failed_requests)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$close_rps" "$ka_rps" \
-		"$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_us" "$idle" "$zc" "$failed" >>"$work/table"
-	printf '        %s: close %.0f req/s, keep-alive %s, /large %.0f; syscalls/req %s close, %s keep-alive, %s sequential; %.1f us CPU/req; idle %s%%; %s failed\n' \
-		"$name" "$close_rps" "$ka_rps" "$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_us" "$idle" "$failed"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$close_rps" "$ka_rps" \
+		"$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_close" "$cpu_ka" "$idle" "$zc" "$failed" >>"$work/table"
+	printf '        %s: req/s %.0f close, %s keep-alive, %.0f /large; syscalls/req %s close, %s keep-alive, %s sequential; CPU us/req %.1f close, %s keep-alive; idle %s%%; %s failed\n' \
+		"$name" "$close_rps" "$ka_rps" "$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_close" "$cpu_ka" "$idle" "$failed"
 done
 
 # ---- results.md ---------------------------------------------------------------
@@ -276,17 +275,17 @@ done
 	echo "$sharing"
 	echo "wrk -t1 -c$CONNS, median of $RUNS runs of $SECS s each; loopback only."
 	echo
-	echo "| server | req/s, close | req/s, keep-alive | req/s, /large 1 MiB | syscalls/req, close | syscalls/req, keep-alive | syscalls/req, sequential | server CPU µs/req | idle CPU % | /large sends | failed requests |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
-	awk -F'\t' 'NR > 1 {
-		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1,
-			($2 == "-" ? "-" : sprintf("%.0f", $2)), ($3 == "-" ? "-" : sprintf("%.0f", $3)),
-			($4 == "-" ? "-" : sprintf("%.0f", $4)), $5, $6, $7,
-			($8 == "-" ? "-" : sprintf("%.1f", $8)), $9, $10, $11 }' "$work/table"
+	echo "| server | req/s, close | req/s, keep-alive | req/s, /large 1 MiB | syscalls/req, close | syscalls/req, keep-alive | syscalls/req, sequential | CPU µs/req, close | CPU µs/req, keep-alive | idle CPU % | /large sends | failed requests |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
+	awk -F'\t' '
+		function num(v, fmt) { return v == "-" || v == "" ? "-" : sprintf(fmt, v) }
+		NR > 1 {
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1,
+			num($2, "%.0f"), num($3, "%.0f"), num($4, "%.0f"), $5, $6, $7,
+			num($8, "%.1f"), num($9, "%.1f"), $10, $11, $12 }' "$work/table"
 	echo
-	echo "Server CPU per request is measured under the keep-alive load where the"
-	echo "server keeps connections, under the closing load otherwise; it counts"
-	echo "every thread of the server, the kernel's SQ thread included. Syscalls are"
+	echo "Server CPU per request counts every thread of the server, the kernel's"
+	echo "SQ thread included, over the throughput runs. Syscalls are"
 	echo "counted with strace -c -f attached (to nginx's worker too), which slows"
 	echo "the server down: they come from runs of their own under wrk, and from"
 	echo "500 requests of ab -c 1 (sequential; -k for keep-alive servers), not"
