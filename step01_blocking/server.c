@@ -142,6 +142,7 @@ struct request {
 	enum response_id route;	/* RESP_ROOT, RESP_LARGE or RESP_NOT_FOUND */
 	int is_get;
 	int keep_alive;		/* what the client asked for */
+	int close_asked;	/* "Connection: close" wins over "keep-alive" */
 	int has_body;		/* we never read bodies, so such a request ends the connection */
 };
 
@@ -202,9 +203,11 @@ static void apply_header(struct request *req, const unsigned char *name,
 			while (start < i && (val[start] == ' ' || val[start] == '\t'))
 				start++;
 			if (equals_nocase(val + start, i - start, "close"))
-				req->keep_alive = 0;
+				req->close_asked = 1;
 			else if (equals_nocase(val + start, i - start, "keep-alive"))
 				req->keep_alive = 1;
+			if (req->close_asked)
+				req->keep_alive = 0;
 		}
 	}
 }

@@ -159,6 +159,7 @@ struct request {
 	enum response_id route;	/* RESP_ROOT, RESP_LARGE or RESP_NOT_FOUND */
 	int is_get;
 	int keep_alive;		/* what the client asked for */
+	int close_asked;	/* "Connection: close" wins over "keep-alive" */
 	int has_body;		/* we never read bodies, so such a request ends the connection */
 };
 
@@ -219,9 +220,11 @@ static void apply_header(struct request *req, const unsigned char *name,
 			while (start < i && (val[start] == ' ' || val[start] == '\t'))
 				start++;
 			if (equals_nocase(val + start, i - start, "close"))
-				req->keep_alive = 0;
+				req->close_asked = 1;
 			else if (equals_nocase(val + start, i - start, "keep-alive"))
 				req->keep_alive = 1;
+			if (req->close_asked)
+				req->keep_alive = 0;
 		}
 	}
 }
@@ -832,6 +835,8 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 		handle_accept(ring, listen_fd, cqe->res);
 		break;
 	case OP_ACCEPT_BACKOFF:
+		if (cqe->res != -ETIME)
+			fprintf(stderr, "accept backoff: %s\n", strerror(-cqe->res));
 		queue_accept(ring, listen_fd);
 		break;
 	case OP_RECV:

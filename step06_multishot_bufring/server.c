@@ -31,6 +31,7 @@
 #include <sys/utsname.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <liburing.h>
 
@@ -195,6 +196,7 @@ struct request {
 	enum response_id route;	/* RESP_ROOT, RESP_LARGE or RESP_NOT_FOUND */
 	int is_get;
 	int keep_alive;		/* what the client asked for */
+	int close_asked;	/* "Connection: close" wins over "keep-alive" */
 	int has_body;		/* we never read bodies, so such a request ends the connection */
 };
 
@@ -255,9 +257,11 @@ static void apply_header(struct request *req, const unsigned char *name,
 			while (start < i && (val[start] == ' ' || val[start] == '\t'))
 				start++;
 			if (equals_nocase(val + start, i - start, "close"))
-				req->keep_alive = 0;
+				req->close_asked = 1;
 			else if (equals_nocase(val + start, i - start, "keep-alive"))
 				req->keep_alive = 1;
+			if (req->close_asked)
+				req->keep_alive = 0;
 		}
 	}
 }
@@ -529,6 +533,30 @@ static int open_listener(const struct config *cfg, unsigned int *port)
 fail:
 	close(fd);
 	return -1;
+}
+
+/*
+ * Options for connections that stay open, set once on the listening socket
+ * and inherited by every socket accept() returns:
+ * - TCP_NODELAY: a response goes out at once. With Nagle's algorithm a
+ *   small response waits while the previous one is unacknowledged, and a
+ *   client that pipelines waits for its own delayed ACK, 40 ms a batch.
+ * - TCP_USER_TIMEOUT: data the client leaves unacknowledged for the idle
+ *   timeout aborts the connection, so a client that stops reading cannot
+ *   keep its slot, or a send in flight, for ever.
+ */
+static int set_connection_options(int fd, unsigned int idle_sec)
+{
+	unsigned int timeout_ms = idle_sec * 1000;
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms,
+		       sizeof(timeout_ms))) {
+		perror("setsockopt TCP_NODELAY/TCP_USER_TIMEOUT");
+		return -1;
+	}
+	return 0;
 }
 
 /* ==================== Connections ==================== */
@@ -932,8 +960,11 @@ static void handle_accept(struct io_uring *ring, int listen_fd,
 		/*
 		 * ENFILE: the fixed-file table is full. The kernel has
 		 * closed that connection (its client sees it closed, not
-		 * hanging); the next accept waits a little for slots to free.
+		 * hanging); handle_close() arms the accept again as soon as
+		 * a slot frees. Other shortages: wait a little.
 		 */
+		if (res == -ENFILE && nr_conns)
+			return;
 		if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
 		    res == -ENOMEM) {
 			queue_accept_backoff(ring);
@@ -1043,14 +1074,19 @@ static void handle_recv(struct io_uring *ring, struct conn *c,
 
 static void handle_send(struct io_uring *ring, struct conn *c, int res)
 {
-	if (res < 0) {
-		if (res != -ECANCELED)
+	/*
+	 * A cancelled send that had sent some bytes completes with their
+	 * count, not -ECANCELED: after the sweep's cancel, any result ends
+	 * the response, or we would send the rest to a client that stalls.
+	 */
+	if (res < 0 || c->cancel_queued) {
+		if (res < 0 && res != -ECANCELED)
 			report_conn_error("send", -res);
 		c->resp = NULL;
 		c->reading_done = 1;
 		c->len = 0;
 	} else {
-		/* MSG_WAITALL makes short sends rare, but one ends only here. */
+		/* MSG_WAITALL makes short sends rare (an error part way, say). */
 		c->sent += res;
 		if (c->sent < c->resp->len) {
 			queue_send(ring, c);
@@ -1078,7 +1114,8 @@ static void handle_close(struct io_uring *ring, int listen_fd, struct conn *c,
  * The idle timeout: one timeout request fires every SWEEP_INTERVAL_MS and
  * we look for connections with no response for -t seconds: idle keep-alive
  * clients, clients that send their head slowly, and clients that do not
- * read their response (their send is cancelled too). One completion a
+ * read their response (their send is cancelled too). So -t also bounds
+ * how long one response may take to send. One completion a
  * second costs less than a linked timeout on every recv. It runs only
  * while connections are open: each re-arm wakes the SQ thread, which then
  * spins for SQ_THREAD_IDLE_MS, and an idle server should not pay that.
@@ -1115,6 +1152,8 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 		handle_accept(ring, listen_fd, cqe);
 		break;
 	case OP_ACCEPT_BACKOFF:
+		if (cqe->res != -ETIME)
+			fprintf(stderr, "accept backoff: %s\n", strerror(-cqe->res));
 		queue_accept(ring, listen_fd);
 		break;
 	case OP_RECV:
@@ -1132,6 +1171,8 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 			fprintf(stderr, "cancel: %s\n", strerror(-cqe->res));
 		break;
 	case OP_SWEEP:
+		if (cqe->res != -ETIME)
+			fprintf(stderr, "idle sweep: %s\n", strerror(-cqe->res));
 		sweep_idle_conns(ring);
 		break;
 	}
@@ -1210,6 +1251,8 @@ int main(int argc, char **argv)
 		return 1;
 	listen_fd = open_listener(&cfg, &port);
 	if (listen_fd < 0)
+		return 1;
+	if (set_connection_options(listen_fd, cfg.idle_sec))
 		return 1;
 	if (setup_ring(&ring, &cfg))
 		return 1;

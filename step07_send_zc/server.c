@@ -32,6 +32,7 @@
 #include <sys/utsname.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <liburing.h>
 
@@ -202,6 +203,7 @@ struct request {
 	enum response_id route;	/* RESP_ROOT, RESP_LARGE or RESP_NOT_FOUND */
 	int is_get;
 	int keep_alive;		/* what the client asked for */
+	int close_asked;	/* "Connection: close" wins over "keep-alive" */
 	int has_body;		/* we never read bodies, so such a request ends the connection */
 };
 
@@ -262,9 +264,11 @@ static void apply_header(struct request *req, const unsigned char *name,
 			while (start < i && (val[start] == ' ' || val[start] == '\t'))
 				start++;
 			if (equals_nocase(val + start, i - start, "close"))
-				req->keep_alive = 0;
+				req->close_asked = 1;
 			else if (equals_nocase(val + start, i - start, "keep-alive"))
 				req->keep_alive = 1;
+			if (req->close_asked)
+				req->keep_alive = 0;
 		}
 	}
 }
@@ -540,6 +544,30 @@ fail:
 	return -1;
 }
 
+/*
+ * Options for connections that stay open, set once on the listening socket
+ * and inherited by every socket accept() returns:
+ * - TCP_NODELAY: a response goes out at once. With Nagle's algorithm a
+ *   small response waits while the previous one is unacknowledged, and a
+ *   client that pipelines waits for its own delayed ACK, 40 ms a batch.
+ * - TCP_USER_TIMEOUT: data the client leaves unacknowledged for the idle
+ *   timeout aborts the connection, so a client that stops reading cannot
+ *   keep its slot, or a send in flight, for ever.
+ */
+static int set_connection_options(int fd, unsigned int idle_sec)
+{
+	unsigned int timeout_ms = idle_sec * 1000;
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms,
+		       sizeof(timeout_ms))) {
+		perror("setsockopt TCP_NODELAY/TCP_USER_TIMEOUT");
+		return -1;
+	}
+	return 0;
+}
+
 /* ==================== Connections ==================== */
 
 /*
@@ -558,6 +586,7 @@ struct conn {
 	int cancel_queued;		/* its cancel is on the way */
 	int reading_done;		/* EOF, error, last response or idle */
 	int zc_notifs;			/* zero-copy notifications still to come */
+	int zc_counted;			/* of those, for sends that sent bytes */
 	__u64 last_active;		/* accept, or the last response sent */
 	size_t len;			/* request bytes in buf */
 	const struct response *resp;	/* being sent, shared and read-only */
@@ -589,6 +618,7 @@ static struct conn *alloc_conn(int fd)
 	c->cancel_queued = 0;
 	c->reading_done = 0;
 	c->zc_notifs = 0;
+	c->zc_counted = 0;
 	c->last_active = now_us();
 	c->len = 0;
 	c->resp = NULL;
@@ -622,6 +652,7 @@ enum op {
 	OP_CLOSE,
 	OP_CANCEL,		/* cancel a connection's requests */
 	OP_SWEEP,		/* periodic timeout: close idle connections */
+	OP_FD_INSTALL,		/* at exit: a stuck socket into the fd table */
 };
 
 static __u64 make_user_data(enum op op, const struct conn *c)
@@ -648,6 +679,10 @@ static enum {
 } zc_mode;
 static unsigned int zc_flags;		/* IORING_SEND_ZC_REPORT_USAGE, if known */
 static unsigned long zc_not_copied, zc_copied;
+
+/* Linux 6.8; liburing 2.3 predates it. */
+#define OP_FIXED_FD_INSTALL	54	/* IORING_OP_FIXED_FD_INSTALL */
+static int can_install_fixed_fd;
 
 /*
  * The SQ holds QUEUE_DEPTH entries; one pass over a burst of completions
@@ -920,6 +955,7 @@ static void setup_zero_copy(struct io_uring *ring)
 		zc_mode = ZC_OFF;
 		return;
 	}
+	can_install_fixed_fd = io_uring_opcode_supported(probe, OP_FIXED_FD_INSTALL);
 	io_uring_free_probe(probe);
 	if (kernel_at_least(6, 2))
 		zc_flags = IORING_SEND_ZC_REPORT_USAGE;
@@ -1014,8 +1050,11 @@ static void handle_accept(struct io_uring *ring, int listen_fd,
 		/*
 		 * ENFILE: the fixed-file table is full. The kernel has
 		 * closed that connection (its client sees it closed, not
-		 * hanging); the next accept waits a little for slots to free.
+		 * hanging); handle_close() arms the accept again as soon as
+		 * a slot frees. Other shortages: wait a little.
 		 */
+		if (res == -ENFILE && nr_conns)
+			return;
 		if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
 		    res == -ENOMEM) {
 			queue_accept_backoff(ring);
@@ -1127,14 +1166,19 @@ static void handle_recv(struct io_uring *ring, struct conn *c,
 
 static void handle_send(struct io_uring *ring, struct conn *c, int res)
 {
-	if (res < 0) {
-		if (res != -ECANCELED)
+	/*
+	 * A cancelled send that had sent some bytes completes with their
+	 * count, not -ECANCELED: after the sweep's cancel, any result ends
+	 * the response, or we would send the rest to a client that stalls.
+	 */
+	if (res < 0 || c->cancel_queued) {
+		if (res < 0 && res != -ECANCELED)
 			report_conn_error("send", -res);
 		c->resp = NULL;
 		c->reading_done = 1;
 		c->len = 0;
 	} else {
-		/* MSG_WAITALL makes short sends rare, but one ends only here. */
+		/* MSG_WAITALL makes short sends rare (an error part way, say). */
 		c->sent += res;
 		if (c->sent < c->resp->len) {
 			queue_send(ring, c);
@@ -1159,19 +1203,28 @@ static void handle_send_zc(struct io_uring *ring, struct conn *c,
 {
 	if (cqe->flags & IORING_CQE_F_NOTIF) {
 		c->zc_notifs--;
-		if ((zc_flags & IORING_SEND_ZC_REPORT_USAGE) &&
-		    (cqe->res & IORING_NOTIF_USAGE_ZC_COPIED))
-			zc_copied++;
-		else if (zc_flags & IORING_SEND_ZC_REPORT_USAGE)
-			zc_not_copied++;
+		/* Count sends that moved bytes, not failed or cancelled ones. */
+		if (c->zc_counted && (zc_flags & IORING_SEND_ZC_REPORT_USAGE)) {
+			c->zc_counted--;
+			if (cqe->res & IORING_NOTIF_USAGE_ZC_COPIED)
+				zc_copied++;
+			else
+				zc_not_copied++;
+		}
 		close_when_done(ring, c);
 		return;
 	}
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		c->zc_notifs--;		/* failed before it used our pages */
-	if (cqe->res == -ENOMEM && zc_mode == ZC_UNREGISTERED) {
-		/* Pinning per send is charged to RLIMIT_MEMLOCK as well. */
-		fprintf(stderr, "zero-copy send: out of locked memory (see ulimit -l); large bodies go by plain send from now on\n");
+	else if (cqe->res > 0)
+		c->zc_counted++;
+	if (cqe->res == -ENOMEM) {
+		/*
+		 * Pinning per send is charged to RLIMIT_MEMLOCK as well. Every
+		 * zero-copy send in flight may fail so: each goes again, plain.
+		 */
+		if (zc_mode != ZC_OFF)
+			fprintf(stderr, "zero-copy send: out of locked memory (see ulimit -l); large bodies go by plain send from now on\n");
 		zc_mode = ZC_OFF;
 		queue_send(ring, c);
 		return;
@@ -1194,7 +1247,8 @@ static void handle_close(struct io_uring *ring, int listen_fd, struct conn *c,
  * The idle timeout: one timeout request fires every SWEEP_INTERVAL_MS and
  * we look for connections with no response for -t seconds: idle keep-alive
  * clients, clients that send their head slowly, and clients that do not
- * read their response (their send is cancelled too). One completion a
+ * read their response (their send is cancelled too). So -t also bounds
+ * how long one response may take to send. One completion a
  * second costs less than a linked timeout on every recv. It runs only
  * while connections are open: each re-arm wakes the SQ thread, which then
  * spins for SQ_THREAD_IDLE_MS, and an idle server should not pay that.
@@ -1231,6 +1285,8 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 		handle_accept(ring, listen_fd, cqe);
 		break;
 	case OP_ACCEPT_BACKOFF:
+		if (cqe->res != -ETIME)
+			fprintf(stderr, "accept backoff: %s\n", strerror(-cqe->res));
 		queue_accept(ring, listen_fd);
 		break;
 	case OP_RECV:
@@ -1251,6 +1307,8 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 			fprintf(stderr, "cancel: %s\n", strerror(-cqe->res));
 		break;
 	case OP_SWEEP:
+		if (cqe->res != -ETIME)
+			fprintf(stderr, "idle sweep: %s\n", strerror(-cqe->res));
 		sweep_idle_conns(ring);
 		break;
 	}
@@ -1311,6 +1369,70 @@ static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us
 	return 0;
 }
 
+/*
+ * At exit. A zero-copy notification comes only once the client has
+ * acknowledged the data, and until it has come the kernel does not let
+ * the process exit: a client that stopped reading would hold us here until
+ * TCP_USER_TIMEOUT (-t) fires. Nor does tearing the ring down help: the
+ * ring waits for the notification, and its fixed-file table, freed last,
+ * keeps the socket open. So reset those connections: install each stuck
+ * fixed file into the fd table (IORING_OP_FIXED_FD_INSTALL, Linux 6.8),
+ * set SO_LINGER to 0 there, then cancel its send and close every handle
+ * on it. The last close resets the connection and drops the unsent data,
+ * and the notification comes.
+ */
+static void abort_stuck_sends(struct io_uring *ring)
+{
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+	unsigned int i, stuck = 0;
+	struct conn *c;
+
+	for (i = 0; i < MAX_CONNS; i++) {
+		if (conns[i].fd < 0 || !conns[i].zc_notifs)
+			continue;
+		stuck++;
+		if (!can_install_fixed_fd)
+			continue;
+		sqe = get_sqe(ring);
+		io_uring_prep_rw(OP_FIXED_FD_INSTALL, sqe, conns[i].fd, NULL, 0, 0);
+		sqe->flags |= IOSQE_FIXED_FILE;
+		io_uring_sqe_set_data64(sqe, make_user_data(OP_FD_INSTALL, &conns[i]));
+	}
+	if (!stuck)
+		return;
+	if (!can_install_fixed_fd) {
+		fprintf(stderr, "waiting for %u zero-copy sends that clients do not read (at most -t seconds)\n",
+			stuck);
+		return;
+	}
+	io_uring_submit(ring);
+	/* Each stuck connection: its install completes, then its close. */
+	stuck *= 2;
+	while (stuck && !io_uring_wait_cqe_timeout(ring, &cqe, &stop_check)) {
+		/* Anything else completing now is of no interest any more. */
+		if ((cqe->user_data & 0xff) == OP_CLOSE)
+			stuck--;
+		if ((cqe->user_data & 0xff) == OP_FD_INSTALL) {
+			stuck--;
+			if (cqe->res < 0) {
+				fprintf(stderr, "fixed fd install: %s\n", strerror(-cqe->res));
+			} else {
+				if (setsockopt(cqe->res, SOL_SOCKET, SO_LINGER, &reset,
+					       sizeof(reset)))
+					perror("setsockopt SO_LINGER");
+				close(cqe->res);
+			}
+			c = &conns[(cqe->user_data >> 8) & 0xffffff];
+			queue_cancel(ring, c);
+			queue_close(ring, c);
+			io_uring_submit(ring);
+		}
+		io_uring_cqe_seen(ring, cqe);
+	}
+}
+
 /* ==================== main ==================== */
 
 int main(int argc, char **argv)
@@ -1330,6 +1452,8 @@ int main(int argc, char **argv)
 	listen_fd = open_listener(&cfg, &port);
 	if (listen_fd < 0)
 		return 1;
+	if (set_connection_options(listen_fd, cfg.idle_sec))
+		return 1;
 	if (setup_ring(&ring, &cfg))
 		return 1;
 	init_conns();
@@ -1339,6 +1463,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	ret = event_loop(&ring, listen_fd, cfg.spin_us);
+	abort_stuck_sends(&ring);
 
 	/*
 	 * Tearing the ring down cancels whatever is still in flight, and
