@@ -1010,6 +1010,9 @@ static int setup_ring(struct io_uring *ring, const struct config *cfg)
 	ret = io_uring_register_files_sparse(ring, cfg->max_conns);
 	if (ret) {
 		report_setup_error("io_uring_register_files_sparse", -ret);
+		if (ret == -EMFILE)
+			fprintf(stderr, "the table (-c %u) may not be larger than the open-file limit (ulimit -n)\n",
+				cfg->max_conns);
 		goto fail;
 	}
 	if (setup_buffers(ring, cfg->buffers))

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -119,9 +120,13 @@ static ssize_t read_capture(int fd, char *buf, size_t size)
 	return n;
 }
 
-/* Runs in the forked child: never returns. */
+/*
+ * Runs in the forked child: never returns.  A non-zero @nofile becomes the
+ * soft RLIMIT_NOFILE; the hard limit stays, so that the test may raise the
+ * soft one again with prlimit(2) without privileges.
+ */
 static void exec_child(pid_t parent, const char *path, char *const argv[],
-		       int out_fd, int err_fd)
+		       int out_fd, int err_fd, rlim_t nofile)
 {
 	struct sigaction sa = { .sa_handler = SIG_DFL };
 	static const int sigs[] = { SIGINT, SIGTERM, SIGPIPE, SIGQUIT, SIGHUP, SIGCHLD };
@@ -147,12 +152,27 @@ static void exec_child(pid_t parent, const char *path, char *const argv[],
 		_exit(127);
 	/* Sockets of the test must not stay open inside the server. */
 	close_range(3, ~0U, 0);
+	if (nofile) {
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || nofile > rl.rlim_max) {
+			dprintf(2, "RLIMIT_NOFILE %llu: above the hard limit\n",
+				(unsigned long long)nofile);
+			_exit(127);
+		}
+		rl.rlim_cur = nofile;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			dprintf(2, "setrlimit RLIMIT_NOFILE: %s\n", strerror(errno));
+			_exit(127);
+		}
+	}
 	execv(path, argv);
 	dprintf(2, "exec %s: %s\n", path, strerror(errno));
 	_exit(127);
 }
 
-static pid_t spawn(const char *path, char *const argv[], int out_fd, int err_fd)
+static pid_t spawn(const char *path, char *const argv[], int out_fd, int err_fd,
+		   rlim_t nofile)
 {
 	pid_t parent = getpid();
 	pid_t pid;
@@ -164,7 +184,7 @@ static pid_t spawn(const char *path, char *const argv[], int out_fd, int err_fd)
 		return -1;
 	}
 	if (pid == 0)
-		exec_child(parent, path, argv, out_fd, err_fd);
+		exec_child(parent, path, argv, out_fd, err_fd, nofile);
 	return pid;
 }
 
@@ -252,6 +272,13 @@ static int parse_ready_line(const char *line, const char *expect_addr,
 int server_start(struct server *s, const char *path,
 		 const char *const *extra_args, const char *expect_addr)
 {
+	return server_start_nofile(s, path, extra_args, expect_addr, 0);
+}
+
+int server_start_nofile(struct server *s, const char *path,
+			const char *const *extra_args, const char *expect_addr,
+			unsigned long nofile)
+{
 	char *argv[32];
 	char out[512], err[512], q[256], status[64];
 	char saved[sizeof(last_error)];
@@ -279,7 +306,7 @@ int server_start(struct server *s, const char *path,
 	s->err_fd = capture_file(NULL, 0);
 	if (s->out_fd < 0 || s->err_fd < 0)
 		goto fail;
-	s->pid = spawn(path, argv, s->out_fd, s->err_fd);
+	s->pid = spawn(path, argv, s->out_fd, s->err_fd, nofile);
 	if (s->pid < 0) {
 		s->pid = 0;
 		goto fail;
@@ -414,7 +441,7 @@ int run_to_exit(const char *path, const char *const *args, long deadline_ms,
 	err_fd = capture_file(NULL, 0);
 	if (err_fd < 0)
 		goto out_close;
-	pid = spawn(path, argv, out_fd, err_fd);
+	pid = spawn(path, argv, out_fd, err_fd, 0);
 	if (pid < 0)
 		goto out_close_err;
 	if (wait_until(pid, now_ms() + deadline_ms, wstatus)) {
@@ -451,6 +478,72 @@ int proc_fd_count(pid_t pid)
 	while ((de = readdir(dir)))
 		if (de->d_name[0] != '.')
 			count++;
+	closedir(dir);
+	return count;
+}
+
+/* Slots listed after "UserFiles:" in one io_uring fd's fdinfo. */
+static int fixed_files_in(pid_t pid, const char *fd)
+{
+	char path[320], line[512];
+	bool in_table = false;
+	int count = 0;
+	unsigned int slot;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", (int)pid, fd);
+	f = fopen(path, "re");
+	if (!f) {
+		/* Closed since readdir: it holds nothing any more. */
+		if (errno == ENOENT)
+			return 0;
+		set_err("fopen %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* "UserFiles:\t16" then one "%5u: socket:[ino]" line per used slot. */
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "UserFiles:", 10))
+			in_table = true;
+		else if (in_table && sscanf(line, " %u:", &slot) == 1)
+			count++;
+		else
+			in_table = false;
+	}
+	fclose(f);
+	return count;
+}
+
+int proc_fixed_file_count(pid_t pid)
+{
+	char path[64], link_path[320], target[64];
+	struct dirent *de;
+	int count = 0, n;
+	ssize_t len;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir) {
+		set_err("opendir %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(link_path, sizeof(link_path), "%s/%s", path, de->d_name);
+		len = readlink(link_path, target, sizeof(target) - 1);
+		if (len < 0)
+			continue;
+		target[len] = '\0';
+		if (strcmp(target, "anon_inode:[io_uring]"))
+			continue;
+		n = fixed_files_in(pid, de->d_name);
+		if (n < 0) {
+			closedir(dir);
+			return -1;
+		}
+		count += n;
+	}
 	closedir(dir);
 	return count;
 }
@@ -575,7 +668,7 @@ int strace_start(struct strace_run *t, pid_t target, char *why, size_t why_size)
 	argv[5] = "-p";
 	argv[6] = pid_str;
 	argv[7] = NULL;
-	t->pid = spawn(exe, argv, t->err_fd, t->err_fd);
+	t->pid = spawn(exe, argv, t->err_fd, t->err_fd, 0);
 	if (t->pid < 0) {
 		t->pid = 0;
 		goto fail;

@@ -49,6 +49,16 @@ struct server {
 int server_start(struct server *s, const char *path,
 		 const char *const *extra_args, const char *expect_addr);
 
+/*
+ * server_start() with the server's soft RLIMIT_NOFILE set to @nofile before
+ * exec (0: inherited).  The hard limit is left as it is, so the test can
+ * raise the soft one again with prlimit(2).  A @nofile above the hard
+ * limit makes the server exit 127 before exec, saying so on stderr.
+ */
+int server_start_nofile(struct server *s, const char *path,
+			const char *const *extra_args, const char *expect_addr,
+			unsigned long nofile);
+
 /* The first @size - 1 bytes the server wrote to stderr so far. */
 const char *server_stderr(struct server *s, char *buf, size_t size);
 
@@ -87,6 +97,14 @@ const char *wstatus_str(int wstatus, char *buf, size_t size);
 
 /* Number of open fds of @pid, or -1. */
 int proc_fd_count(pid_t pid);
+
+/*
+ * Occupied slots in the fixed-file tables of @pid's io_uring instances,
+ * as /proc/PID/fdinfo lists them (sockets accepted straight into the
+ * table have no fd of their own), or -1.  The kernel lists them only if
+ * it gets the ring's lock at once, so a busy ring may show fewer.
+ */
+int proc_fixed_file_count(pid_t pid);
 
 /*
  * CPU time (user + system) of @pid in seconds, summed over every task in

@@ -31,6 +31,22 @@ struct step {
 	/* Must use under IDLE_CPU_LIMIT_PCT of a core when idle. */
 	bool idle_cpu;
 	/*
+	 * Has a kernel thread poll the SQ (IORING_SETUP_SQPOLL): each time
+	 * the server wakes it, it polls on for 100 ms. CPU figures taken
+	 * while anything wakes the server are compared with what the same
+	 * wake-ups cost it anyway, not with a flat limit (test_faults.c).
+	 */
+	bool sq_poll;
+	/*
+	 * RLIMIT_NOFILE for the exhaustion test of test_faults.c; 0 for the
+	 * default there (32), which held clients exhaust. A server that holds
+	 * one connection at a time never needs more than one fd beyond stdio
+	 * and its listener, so clients cannot exhaust it: its row names the
+	 * limit at which every accept fails, and the test lifts the limit,
+	 * instead of letting clients go, to see it recover.
+	 */
+	unsigned int fault_nofile;
+	/*
 	 * Most syscalls per request allowed, measured with strace over
 	 * sequential requests: a new connection per request for closing
 	 * steps, one kept-alive connection for keep-alive steps.

@@ -16,7 +16,9 @@
  *						http, options, lifecycle, load,
  *						budget; keep-alive steps also
  *						have the suite STEP/keepalive,
- *						see test_keepalive.c)
+ *						see test_keepalive.c; every
+ *						step has STEP/faults, see
+ *						test_faults.c)
  *	SERVER_DIR=/path/to/repo		where the stepNN_* directories
  *						are (default: the parent of the
  *						directory holding run_tests)
@@ -46,6 +48,7 @@
 
 #include "harness.h"
 #include "steps.h"
+#include "test_faults.h"
 #include "test_keepalive.h"
 
 #define HOST_HDR "Host: 127.0.0.1\r\n"
@@ -1278,6 +1281,7 @@ int main(void)
 			srunner_add_suite(sr, step_suite((int)i));
 		if (steps[i].keep_alive)
 			srunner_add_suite(sr, keepalive_suite((int)i, repo_root));
+		srunner_add_suite(sr, faults_suite((int)i, repo_root));
 	}
 	if (!sr) {
 		fprintf(stderr, "run_tests: STEPS=\"%s\" selects no step\n", list);
