@@ -1226,14 +1226,15 @@ static TCase *new_tcase(Suite *s, const char *name, double timeout)
 Suite *keepalive_suite(int idx, const char *root)
 {
 	const struct step *sp = &steps[idx];
-	char name[128];
+	/* Check keeps the pointer: the name must outlive this call. */
+	static char names[32][128];
+	char *name = names[idx % 32];
 	Suite *s;
 	TCase *tc;
 
 	snprintf(repo_root, sizeof(repo_root), "%s", root);
-	/* Check keeps the pointer: the name must outlive this call. */
-	snprintf(name, sizeof(name), "%s/keepalive", sp->name);
-	s = suite_create(strdup(name));
+	snprintf(name, sizeof(names[0]), "%s/keepalive", sp->name);
+	s = suite_create(name);
 
 	tc = new_tcase(s, "keepalive", 30);
 	ADD(tc, thousand_requests_one_connection);
