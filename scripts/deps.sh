@@ -4,7 +4,7 @@
 # As another user it prints the exact command to run, and fails.
 #
 #   scripts/deps.sh          what `make test` and `make run` need
-#   scripts/deps.sh bench    that, and what `make bench` needs too
+#   scripts/deps.sh bench    that, and what `make bench` and TUTORIAL.md use too
 #   scripts/deps.sh --check  only report, never install
 set -u
 
@@ -39,6 +39,7 @@ if [ "$bench" = 1 ]; then
 	command -v wrk >/dev/null 2>&1 || need wrk
 	command -v ab >/dev/null 2>&1 || need apache2-utils
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need nginx-light
+	command -v curl >/dev/null 2>&1 || need curl
 fi
 
 [ -z "$missing" ] && exit 0
