@@ -75,16 +75,25 @@ server_pids() {	# the server and its children (nginx's workers)
 	echo "$1" $(pgrep -P "$1")
 }
 
-cpu_ticks() {	# all threads of a process and its children
-	local p t total=0
+cpu_split() {	# CPU ticks: "server-threads sq-threads machine-busy", and the time
+	local p d app=0 sq=0 ticks
 	for p in $(server_pids "$1"); do
-		for t in /proc/"$p"/task/*/stat; do
-			[ -r "$t" ] || continue
+		for d in /proc/"$p"/task/*; do
+			[ -r "$d/stat" ] || continue
 			# utime and stime are fields 14 and 15, after "(comm)"
-			total=$(( total + $(sed 's/.*) //' "$t" | awk '{ print $12 + $13 }') ))
+			ticks=$(sed 's/.*) //' "$d/stat" | awk '{ print $12 + $13 }')
+			case "$(cat "$d/comm" 2>/dev/null)" in
+			iou-sqp*) sq=$((sq + ticks)) ;;
+			*) app=$((app + ticks)) ;;
+			esac
 		done
 	done
-	echo "$total"
+	# user nice system irq softirq steal, all cores
+	echo "$app $sq $(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat) $(date +%s%N)"
+}
+
+cpu_ticks() {	# all threads of a process and its children
+	cpu_split "$1" | awk '{ print $1 + $2 }'
 }
 clk_tck=$(getconf CLK_TCK)
 
@@ -176,17 +185,27 @@ count_syscalls() {	# count_syscalls CMD... -> syscalls per request while CMD run
 	wait "$tracer" 2>/dev/null
 	awk -v n="$requests" '$NF == "total" { c = $4 } END { if (n > 0) printf "%.2f", c / n; else print "-" }' "$work/strace"
 }
-rps_and_cpu() {	# rps_and_cpu URL [header] -> "median req/s, median server CPU us/req"
-	local r t0 t1
+# rps_and_cpu URL [header] -> "req/s server-CPU-us/req split", medians of
+# RUNS runs; split is where the cores went, in % of one core: the server's
+# own threads / its kernel SQ thread / everything else (wrk, softirq).
+rps_and_cpu() {
+	local r a0 a1
 	rm -f "$work/runs_cpu"
 	for _ in $(seq "$RUNS"); do
-		t0=$(cpu_ticks "$server_pid")
+		a0=$(cpu_split "$server_pid")
 		r=$(wrk_run "$1" "$SECS" "${2:-}")
-		t1=$(cpu_ticks "$server_pid")
-		echo "$r $t0 $t1" >>"$work/runs_cpu"
+		a1=$(cpu_split "$server_pid")
+		echo "$r $a0 $a1" >>"$work/runs_cpu"
 	done
+	# fields: n rps errors app0 sq0 busy0 ns0 app1 sq1 busy1 ns1
 	echo "$(awk '{ print $2 }' "$work/runs_cpu" | median)" \
-	     "$(awk -v hz="$clk_tck" '$1 > 0 { print ($5 - $4) * 1000000 / hz / $1 }' "$work/runs_cpu" | median)"
+	     "$(awk -v hz="$clk_tck" '$1 > 0 { print ($8 + $9 - $4 - $5) * 1000000 / hz / $1 }' "$work/runs_cpu" | median)" \
+	     "$(share '$8 - $4')/$(share '$9 - $5')/$(share '$10 - $6 - ($8 - $4) - ($9 - $5)')"
+}
+
+share() {	# share EXPR: median over the runs of EXPR ticks, in % of one core
+	awk -v hz="$clk_tck" "{ print ($1) * 100 / hz / ((\$11 - \$7) / 1e9) }" "$work/runs_cpu" |
+		median | xargs printf '%.0f'
 }
 
 wrk_count() { wrk_run "$1" "$SECS" "${2:-}" | awk '{ print $1 }'; }
@@ -197,7 +216,7 @@ ab_count() {	# sequential: one request at a time
 # ---- measure ----------------------------------------------------------------
 echo "machine: $machine"
 echo "$sharing"
-printf 'server\tclose\tkeepalive\tlarge\tsys_close\tsys_ka\tsys_seq\tcpu_close\tcpu_ka\tidle_pct\tzc\tfailed\n' >"$work/table"
+printf 'server\tclose\tkeepalive\tlarge\tsys_close\tsys_ka\tsys_seq\tcpu_close\tcpu_ka\tsplit\tidle_pct\tzc\tfailed\n' >"$work/table"
 i=0
 for name in $servers; do
 	i=$((i + 1))
@@ -222,13 +241,13 @@ for name in $servers; do
 	base="http://127.0.0.1:$port"
 
 	progress "$i" "$name" "GET / Connection: close"
-	read -r close_rps cpu_close < <(rps_and_cpu "$base/" "Connection: close")
+	read -r close_rps cpu_close split < <(rps_and_cpu "$base/" "Connection: close")
 
 	ka_rps="-"
 	cpu_ka="-"
 	if [ "$keepalive" = 1 ]; then
 		progress "$i" "$name" "GET / keep-alive"
-		read -r ka_rps cpu_ka < <(rps_and_cpu "$base/")
+		read -r ka_rps cpu_ka split < <(rps_and_cpu "$base/")
 	fi
 
 	progress "$i" "$name" "GET /large (1 MiB)"
@@ -261,10 +280,10 @@ for name in $servers; do
 		zc=$(awk '/^zero-copy sends:/ { print $3 " zero-copied, " $7 " copied" }' "$work/out")
 	fi
 	failed=$(failed_requests)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$close_rps" "$ka_rps" \
-		"$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_close" "$cpu_ka" "$idle" "$zc" "$failed" >>"$work/table"
-	printf '        %s: req/s %.0f close, %s keep-alive, %.0f /large; syscalls/req %s close, %s keep-alive, %s sequential; CPU us/req %.1f close, %s keep-alive; idle %s%%; %s failed\n' \
-		"$name" "$close_rps" "$ka_rps" "$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_close" "$cpu_ka" "$idle" "$failed"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$close_rps" "$ka_rps" \
+		"$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_close" "$cpu_ka" "$split" "$idle" "$zc" "$failed" >>"$work/table"
+	printf '        %s: req/s %.0f close, %s keep-alive, %.0f /large; syscalls/req %s close, %s keep-alive, %s sequential; CPU us/req %.1f close, %s keep-alive; cores %% server/SQ/rest %s; idle %s%%; %s failed\n' \
+		"$name" "$close_rps" "$ka_rps" "$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_close" "$cpu_ka" "$split" "$idle" "$failed"
 done
 
 # ---- results.md ---------------------------------------------------------------
@@ -275,17 +294,21 @@ done
 	echo "$sharing"
 	echo "wrk -t1 -c$CONNS, median of $RUNS runs of $SECS s each; loopback only."
 	echo
-	echo "| server | req/s, close | req/s, keep-alive | req/s, /large 1 MiB | syscalls/req, close | syscalls/req, keep-alive | syscalls/req, sequential | CPU µs/req, close | CPU µs/req, keep-alive | idle CPU % | /large sends | failed requests |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
+	echo "| server | req/s, close | req/s, keep-alive | req/s, /large 1 MiB | syscalls/req, close | syscalls/req, keep-alive | syscalls/req, sequential | CPU µs/req, close | CPU µs/req, keep-alive | core % server/SQ/rest | idle CPU % | /large sends | failed requests |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
 	awk -F'\t' '
 		function num(v, fmt) { return v == "-" || v == "" ? "-" : sprintf(fmt, v) }
 		NR > 1 {
-		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1,
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1,
 			num($2, "%.0f"), num($3, "%.0f"), num($4, "%.0f"), $5, $6, $7,
-			num($8, "%.1f"), num($9, "%.1f"), $10, $11, $12 }' "$work/table"
+			num($8, "%.1f"), num($9, "%.1f"), $10, $11, $12, $13 }' "$work/table"
 	echo
 	echo "Server CPU per request counts every thread of the server, the kernel's"
-	echo "SQ thread included, over the throughput runs. Syscalls are"
+	echo "SQ thread included, over the throughput runs. \"core % server/SQ/rest\""
+	echo "is where the $cores cores went during the keep-alive runs (the closing"
+	echo "runs for servers that close), in % of one core: the server's own"
+	echo "threads, its kernel SQ thread, and everything else (wrk, the network"
+	echo "stack's softirq work). Syscalls are"
 	echo "counted with strace -c -f attached (to nginx's worker too), which slows"
 	echo "the server down: they come from runs of their own under wrk, and from"
 	echo "500 requests of ab -c 1 (sequential; -k for keep-alive servers), not"

@@ -58,7 +58,7 @@ done <"$tut" >"$work/tut"
 if [ -f "$results" ]; then
 	awk -v results="$results" '
 		BEGIN {
-			n = split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive idle zc failed", names, " ")
+			n = split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive split idle zc failed", names, " ")
 			while ((getline row < results) > 0) {
 				if (row !~ /^\|/) continue
 				table = table row "\n"

@@ -13,7 +13,7 @@
 #                                        V is that cell of bench/results.md
 #                                        (COLUMN: close keepalive large
 #                                        sys_close sys_keepalive sys_seq cpu_close
-#                                        cpu_keepalive idle zc failed);
+#                                        cpu_keepalive split idle zc failed);
 #       <!-- results -->...<!-- /results -->
 #                                        the table between is the one in
 #                                        bench/results.md.
@@ -83,7 +83,7 @@ function_text() {	# function_text FILE NAME
 cell() {	# cell SERVER COLUMN: a cell of the results table
 	awk -F' *\\| *' -v server="$1" -v col="$2" '
 		BEGIN {
-			split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive idle zc failed", names, " ")
+			split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive split idle zc failed", names, " ")
 			for (i in names) idx[names[i]] = i + 2
 		}
 		$2 == server && (col in idx) { print $(idx[col]); found = 1; exit }
