@@ -697,7 +697,18 @@ static int setup_ring(struct io_uring *ring)
 	 */
 	p.flags = IORING_SETUP_CQSIZE;
 	p.cq_entries = CQ_ENTRIES;
+	/*
+	 * Work a completion needs from our thread (a recv woken by arriving
+	 * data, say) waits until we next enter the kernel, which we do often,
+	 * instead of interrupting us at once: about a fifth less CPU per
+	 * request on the bench machine. Linux 5.19; older ones do without.
+	 */
+	p.flags |= IORING_SETUP_COOP_TASKRUN;
 	ret = io_uring_queue_init_params(QUEUE_DEPTH, ring, &p);
+	if (ret == -EINVAL) {
+		p.flags &= ~IORING_SETUP_COOP_TASKRUN;
+		ret = io_uring_queue_init_params(QUEUE_DEPTH, ring, &p);
+	}
 	if (ret < 0) {
 		report_setup_error("io_uring_queue_init", -ret);
 		return -1;

@@ -994,7 +994,11 @@ static int setup_ring(struct io_uring *ring, const struct config *cfg)
 	 */
 	p.flags = IORING_SETUP_CQSIZE;
 	p.cq_entries = CQ_ENTRIES;
-	/* The SQ thread burns a core until it has been idle this long. */
+	/*
+	 * The SQ thread burns a core until it has been idle this long. It
+	 * runs the completions' task work too: COOP_TASKRUN is for a ring
+	 * without one, and the kernel refuses the two together.
+	 */
 	p.flags |= IORING_SETUP_SQPOLL;
 	p.sq_thread_idle = SQ_THREAD_IDLE_MS;
 	ret = io_uring_queue_init_params(QUEUE_DEPTH, ring, &p);
