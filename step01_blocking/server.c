@@ -5,7 +5,10 @@
  * What it shows: one connection at a time, served with the four classic
  * syscalls accept(2), recv(2), send(2) and close(2). Every later step
  * serves exactly the same HTTP with fewer syscalls per request; this is
- * the yardstick.
+ * the yardstick. When the client may still be sending after its response,
+ * the close lingers (shutdown(2), then recv until the client's EOF), so
+ * that unread bytes never turn the close into a reset that cuts the
+ * response.
  *
  * Needs: any Linux kernel. No io_uring yet.
  *
@@ -24,6 +27,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -36,6 +40,8 @@
 #define MAX_HEADER_BYTES	8192	/* request line + headers + blank line */
 #define SOCKET_TIMEOUT_SEC	2	/* how long a silent client may hold us */
 #define ACCEPT_BACKOFF_MS	250	/* pause after accept ran out of fds */
+#define LINGER_MS		2000	/* after our last response, wait this long for the client's EOF */
+#define LINGER_MAX_BYTES	(1024 * 1024)	/* ... and read at most this much of what it sends */
 
 struct config {
 	const char *addr;
@@ -141,6 +147,7 @@ struct request {
 	size_t head_len;	/* request line + headers + blank line */
 	enum response_id route;	/* RESP_ROOT, RESP_LARGE or RESP_NOT_FOUND */
 	int is_get;
+	int is_head;		/* GET's status and headers, without the body */
 	int keep_alive;		/* what the client asked for */
 	int close_asked;	/* "Connection: close" wins over "keep-alive" */
 	int has_body;		/* we never read bodies, so such a request ends the connection */
@@ -183,7 +190,7 @@ static int equals_nocase(const unsigned char *s, size_t len, const char *lit)
 static void apply_header(struct request *req, const unsigned char *name,
 			 size_t name_len, const unsigned char *val, size_t val_len)
 {
-	size_t i, start;
+	size_t i, start, end;
 
 	while (val_len && (val[val_len - 1] == ' ' || val[val_len - 1] == '\t'))
 		val_len--;
@@ -193,18 +200,24 @@ static void apply_header(struct request *req, const unsigned char *name,
 	} else if (equals_nocase(name, name_len, "transfer-encoding")) {
 		req->has_body = 1;
 	} else if (equals_nocase(name, name_len, "connection")) {
-		/* A comma-separated list of options, e.g. "keep-alive, Upgrade". */
+		/*
+		 * A comma-separated list of options, e.g. "keep-alive, Upgrade",
+		 * with optional whitespace on either side of each comma.
+		 */
 		for (i = 0; i <= val_len; i++) {
 			if (i < val_len && val[i] != ',')
 				continue;
 			start = i;
 			while (start > 0 && val[start - 1] != ',')
 				start--;
-			while (start < i && (val[start] == ' ' || val[start] == '\t'))
+			end = i;
+			while (start < end && (val[start] == ' ' || val[start] == '\t'))
 				start++;
-			if (equals_nocase(val + start, i - start, "close"))
+			while (end > start && (val[end - 1] == ' ' || val[end - 1] == '\t'))
+				end--;
+			if (equals_nocase(val + start, end - start, "close"))
 				req->close_asked = 1;
-			else if (equals_nocase(val + start, i - start, "keep-alive"))
+			else if (equals_nocase(val + start, end - start, "keep-alive"))
 				req->keep_alive = 1;
 			if (req->close_asked)
 				req->keep_alive = 0;
@@ -219,7 +232,7 @@ static enum parse_status parse_request(const char *buf, size_t len,
 	size_t end = len < MAX_HEADER_BYTES ? len : MAX_HEADER_BYTES;
 	enum parse_status more = len >= MAX_HEADER_BYTES ? PARSE_TOO_LARGE :
 							   PARSE_INCOMPLETE;
-	size_t i = 0, start, name_len, val;
+	size_t i = 0, start, path_end, name_len, val;
 	const char *version = "HTTP/1.";
 
 	memset(req, 0, sizeof(*req));
@@ -232,6 +245,7 @@ static enum parse_status parse_request(const char *buf, size_t len,
 	if (i == 0 || p[i] != ' ')
 		return PARSE_BAD;
 	req->is_get = (i == 3 && memcmp(p, "GET", 3) == 0);
+	req->is_head = (i == 4 && memcmp(p, "HEAD", 4) == 0);
 	start = ++i;
 	while (i < end && p[i] > ' ' && p[i] < 0x7f)
 		i++;
@@ -239,9 +253,12 @@ static enum parse_status parse_request(const char *buf, size_t len,
 		return more;
 	if (i == start || p[i] != ' ')
 		return PARSE_BAD;
-	if (i - start == 1 && p[start] == '/')
+	/* The route is the path alone: a query ("/?x=1") does not change it. */
+	for (path_end = start; path_end < i && p[path_end] != '?'; path_end++)
+		;
+	if (path_end - start == 1 && p[start] == '/')
 		req->route = RESP_ROOT;
-	else if (i - start == 6 && memcmp(p + start, "/large", 6) == 0)
+	else if (path_end - start == 6 && memcmp(p + start, "/large", 6) == 0)
 		req->route = RESP_LARGE;
 	else
 		req->route = RESP_NOT_FOUND;
@@ -305,9 +322,12 @@ static enum parse_status parse_request(const char *buf, size_t len,
 struct response {
 	char *data;
 	size_t len;
+	size_t head_len;	/* status line and headers, through the blank line */
 };
 
 static struct response responses[RESP_COUNT];
+/* HEAD: the same bytes cut after the head, so a HEAD and a GET agree. */
+static struct response head_responses[RESP_COUNT];
 
 static int build_response(struct response *r, const char *status,
 			  const char *extra_headers, const char *body,
@@ -326,6 +346,7 @@ static int build_response(struct response *r, const char *status,
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -1;
 	r->len = n + body_len;
+	r->head_len = n;
 	r->data = malloc(r->len);
 	if (!r->data)
 		return -1;
@@ -356,12 +377,17 @@ static int build_responses(const struct config *cfg)
 	ret |= build_response(&responses[RESP_NOT_FOUND], "404 Not Found",
 			      "", "Not Found\n", 10);
 	ret |= build_response(&responses[RESP_METHOD_NOT_ALLOWED],
-			      "405 Method Not Allowed", "Allow: GET\r\n",
+			      "405 Method Not Allowed", "Allow: GET, HEAD\r\n",
 			      "Method Not Allowed\n", 19);
 	ret |= build_response(&responses[RESP_TOO_LARGE],
 			      "431 Request Header Fields Too Large", "",
 			      "Request Header Fields Too Large\n", 32);
 	free(large);
+	/* They share the data: free_responses() frees it once. */
+	for (i = 0; i < RESP_COUNT; i++) {
+		head_responses[i] = responses[i];
+		head_responses[i].len = responses[i].head_len;
+	}
 	return ret;
 }
 
@@ -380,9 +406,27 @@ static const struct response *choose_response(enum parse_status status,
 		return &responses[RESP_BAD_REQUEST];
 	if (status == PARSE_TOO_LARGE)
 		return &responses[RESP_TOO_LARGE];
+	if (req->is_head)
+		return &head_responses[req->route];
 	if (!req->is_get)
 		return &responses[RESP_METHOD_NOT_ALLOWED];
 	return &responses[req->route];
+}
+
+/*
+ * Whether the client may still be sending when we close after a response.
+ * Closing a socket with unread bytes makes Linux send a reset instead of a
+ * FIN, and a reset can destroy the response before the client has read it
+ * (RFC 9112 section 9.6). The client may still send after a head we did
+ * not accept, with a body, with bytes behind the head (pipelined), or if
+ * it wanted the connection kept (it may pipeline). Then we close the way
+ * nginx does, lingering; otherwise at once.
+ */
+static int may_send_more(enum parse_status status, const struct request *req,
+			 size_t len)
+{
+	return status != PARSE_COMPLETE || req->has_body || req->keep_alive ||
+	       len > req->head_len;
 }
 
 /* ==================== Sockets ==================== */
@@ -431,7 +475,7 @@ static int install_signal_handlers(void)
 static void report_conn_error(const char *op, int err)
 {
 	if (err == ECONNRESET || err == EPIPE || err == ETIMEDOUT ||
-	    err == EAGAIN || err == ECONNABORTED)
+	    err == EAGAIN || err == ECONNABORTED || err == ENOTCONN)
 		return;
 	fprintf(stderr, "%s: %s\n", op, strerror(err));
 }
@@ -519,6 +563,42 @@ static int send_all(int fd, const struct response *resp)
 	return 0;
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A lingering close: the response is out, but the client may still be
+ * sending. Shut our side down (the client reads the response, then EOF),
+ * then read and drop what it sends until its own EOF, so that the close
+ * finds nothing unread and sends a FIN, not a reset. Bounded: by
+ * LINGER_MS (each recv waits at most SOCKET_TIMEOUT_SEC, see
+ * set_socket_timeouts()) and by LINGER_MAX_BYTES.
+ */
+static void linger(int fd, char *buf, size_t size)
+{
+	long long deadline = now_ms() + LINGER_MS;
+	size_t drained = 0;
+	ssize_t n;
+
+	if (shutdown(fd, SHUT_WR)) {
+		report_conn_error("shutdown", errno);
+		return;
+	}
+	while (drained < LINGER_MAX_BYTES && now_ms() < deadline) {
+		n = recv(fd, buf, size, 0);
+		if (n < 0 && errno == EINTR && !stop_requested)
+			continue;
+		if (n <= 0)	/* EOF at last, an error, or the timeout */
+			return;
+		drained += n;
+	}
+}
+
 static void serve_connection(int fd)
 {
 	enum parse_status status = PARSE_INCOMPLETE;
@@ -543,7 +623,9 @@ static void serve_connection(int fd)
 		status = parse_request(buf, len, &req);
 	} while (status == PARSE_INCOMPLETE);
 
-	send_all(fd, choose_response(status, &req));
+	if (send_all(fd, choose_response(status, &req)) == 0 &&
+	    may_send_more(status, &req, len))
+		linger(fd, buf, sizeof(buf));
 }
 
 static int event_loop(int listen_fd)

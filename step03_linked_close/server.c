@@ -10,7 +10,11 @@
  * is out, and makes anything short a failure that breaks the link, so we
  * never close after a truncated body. When the link breaks, the close
  * completes with -ECANCELED and the socket is still open: handle_close()
- * closes it with a request of its own.
+ * closes it with a request of its own. A bare send -> close link can still
+ * cut a response: closing with unread client bytes sends a reset, which
+ * can destroy what the client has not read yet. So when the client may
+ * still be sending, the chain is send -> shutdown, and a lingering drain
+ * comes before the close.
  *
  * Needs: Linux 5.6 or newer (IORING_OP_SEND, RECV, CLOSE), and 5.18 for
  * MSG_WAITALL on a send; before it a short send also breaks the link, and
@@ -45,6 +49,8 @@
 #define QUEUE_DEPTH		256	/* SQ entries */
 #define CQ_ENTRIES		4096	/* >= every request that can be in flight */
 #define ACCEPT_BACKOFF_MS	250	/* pause after accept ran out of fds */
+#define LINGER_MS		2000	/* after our last response, wait this long for the client's EOF */
+#define LINGER_MAX_BYTES	(1024 * 1024)	/* ... and read at most this much of what it sends */
 #define STOP_CHECK_MS		500	/* longest sleep before looking at stop_requested */
 
 struct config {
@@ -151,6 +157,7 @@ struct request {
 	size_t head_len;	/* request line + headers + blank line */
 	enum response_id route;	/* RESP_ROOT, RESP_LARGE or RESP_NOT_FOUND */
 	int is_get;
+	int is_head;		/* GET's status and headers, without the body */
 	int keep_alive;		/* what the client asked for */
 	int close_asked;	/* "Connection: close" wins over "keep-alive" */
 	int has_body;		/* we never read bodies, so such a request ends the connection */
@@ -193,7 +200,7 @@ static int equals_nocase(const unsigned char *s, size_t len, const char *lit)
 static void apply_header(struct request *req, const unsigned char *name,
 			 size_t name_len, const unsigned char *val, size_t val_len)
 {
-	size_t i, start;
+	size_t i, start, end;
 
 	while (val_len && (val[val_len - 1] == ' ' || val[val_len - 1] == '\t'))
 		val_len--;
@@ -203,18 +210,24 @@ static void apply_header(struct request *req, const unsigned char *name,
 	} else if (equals_nocase(name, name_len, "transfer-encoding")) {
 		req->has_body = 1;
 	} else if (equals_nocase(name, name_len, "connection")) {
-		/* A comma-separated list of options, e.g. "keep-alive, Upgrade". */
+		/*
+		 * A comma-separated list of options, e.g. "keep-alive, Upgrade",
+		 * with optional whitespace on either side of each comma.
+		 */
 		for (i = 0; i <= val_len; i++) {
 			if (i < val_len && val[i] != ',')
 				continue;
 			start = i;
 			while (start > 0 && val[start - 1] != ',')
 				start--;
-			while (start < i && (val[start] == ' ' || val[start] == '\t'))
+			end = i;
+			while (start < end && (val[start] == ' ' || val[start] == '\t'))
 				start++;
-			if (equals_nocase(val + start, i - start, "close"))
+			while (end > start && (val[end - 1] == ' ' || val[end - 1] == '\t'))
+				end--;
+			if (equals_nocase(val + start, end - start, "close"))
 				req->close_asked = 1;
-			else if (equals_nocase(val + start, i - start, "keep-alive"))
+			else if (equals_nocase(val + start, end - start, "keep-alive"))
 				req->keep_alive = 1;
 			if (req->close_asked)
 				req->keep_alive = 0;
@@ -229,7 +242,7 @@ static enum parse_status parse_request(const char *buf, size_t len,
 	size_t end = len < MAX_HEADER_BYTES ? len : MAX_HEADER_BYTES;
 	enum parse_status more = len >= MAX_HEADER_BYTES ? PARSE_TOO_LARGE :
 							   PARSE_INCOMPLETE;
-	size_t i = 0, start, name_len, val;
+	size_t i = 0, start, path_end, name_len, val;
 	const char *version = "HTTP/1.";
 
 	memset(req, 0, sizeof(*req));
@@ -242,6 +255,7 @@ static enum parse_status parse_request(const char *buf, size_t len,
 	if (i == 0 || p[i] != ' ')
 		return PARSE_BAD;
 	req->is_get = (i == 3 && memcmp(p, "GET", 3) == 0);
+	req->is_head = (i == 4 && memcmp(p, "HEAD", 4) == 0);
 	start = ++i;
 	while (i < end && p[i] > ' ' && p[i] < 0x7f)
 		i++;
@@ -249,9 +263,12 @@ static enum parse_status parse_request(const char *buf, size_t len,
 		return more;
 	if (i == start || p[i] != ' ')
 		return PARSE_BAD;
-	if (i - start == 1 && p[start] == '/')
+	/* The route is the path alone: a query ("/?x=1") does not change it. */
+	for (path_end = start; path_end < i && p[path_end] != '?'; path_end++)
+		;
+	if (path_end - start == 1 && p[start] == '/')
 		req->route = RESP_ROOT;
-	else if (i - start == 6 && memcmp(p + start, "/large", 6) == 0)
+	else if (path_end - start == 6 && memcmp(p + start, "/large", 6) == 0)
 		req->route = RESP_LARGE;
 	else
 		req->route = RESP_NOT_FOUND;
@@ -315,9 +332,12 @@ static enum parse_status parse_request(const char *buf, size_t len,
 struct response {
 	char *data;
 	size_t len;
+	size_t head_len;	/* status line and headers, through the blank line */
 };
 
 static struct response responses[RESP_COUNT];
+/* HEAD: the same bytes cut after the head, so a HEAD and a GET agree. */
+static struct response head_responses[RESP_COUNT];
 
 static int build_response(struct response *r, const char *status,
 			  const char *extra_headers, const char *body,
@@ -336,6 +356,7 @@ static int build_response(struct response *r, const char *status,
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -1;
 	r->len = n + body_len;
+	r->head_len = n;
 	r->data = malloc(r->len);
 	if (!r->data)
 		return -1;
@@ -366,12 +387,17 @@ static int build_responses(const struct config *cfg)
 	ret |= build_response(&responses[RESP_NOT_FOUND], "404 Not Found",
 			      "", "Not Found\n", 10);
 	ret |= build_response(&responses[RESP_METHOD_NOT_ALLOWED],
-			      "405 Method Not Allowed", "Allow: GET\r\n",
+			      "405 Method Not Allowed", "Allow: GET, HEAD\r\n",
 			      "Method Not Allowed\n", 19);
 	ret |= build_response(&responses[RESP_TOO_LARGE],
 			      "431 Request Header Fields Too Large", "",
 			      "Request Header Fields Too Large\n", 32);
 	free(large);
+	/* They share the data: free_responses() frees it once. */
+	for (i = 0; i < RESP_COUNT; i++) {
+		head_responses[i] = responses[i];
+		head_responses[i].len = responses[i].head_len;
+	}
 	return ret;
 }
 
@@ -390,9 +416,27 @@ static const struct response *choose_response(enum parse_status status,
 		return &responses[RESP_BAD_REQUEST];
 	if (status == PARSE_TOO_LARGE)
 		return &responses[RESP_TOO_LARGE];
+	if (req->is_head)
+		return &head_responses[req->route];
 	if (!req->is_get)
 		return &responses[RESP_METHOD_NOT_ALLOWED];
 	return &responses[req->route];
+}
+
+/*
+ * Whether the client may still be sending when we close after a response.
+ * Closing a socket with unread bytes makes Linux send a reset instead of a
+ * FIN, and a reset can destroy the response before the client has read it
+ * (RFC 9112 section 9.6). The client may still send after a head we did
+ * not accept, with a body, with bytes behind the head (pipelined), or if
+ * it wanted the connection kept (it may pipeline). Then we close the way
+ * nginx does, lingering; otherwise at once.
+ */
+static int may_send_more(enum parse_status status, const struct request *req,
+			 size_t len)
+{
+	return status != PARSE_COMPLETE || req->has_body || req->keep_alive ||
+	       len > req->head_len;
 }
 
 /* ==================== Sockets ==================== */
@@ -430,7 +474,7 @@ static int install_signal_handlers(void)
 static void report_conn_error(const char *op, int err)
 {
 	if (err == ECONNRESET || err == EPIPE || err == ETIMEDOUT ||
-	    err == EAGAIN || err == ECONNABORTED)
+	    err == EAGAIN || err == ECONNABORTED || err == ENOTCONN)
 		return;
 	fprintf(stderr, "%s: %s\n", op, strerror(err));
 }
@@ -480,7 +524,8 @@ fail:
  * One slot per connection, from accept to the completion of its close.
  * A slot goes back to the free list only when no operation on it is left
  * in flight, so a completion can never land on a slot that a newer
- * connection reuses.
+ * connection reuses. One exception: a drain's linked timeout may complete
+ * late, and its handler does not look at the slot.
  */
 struct conn {
 	int fd;				/* -1 while the slot is free */
@@ -488,6 +533,8 @@ struct conn {
 	size_t len;			/* request bytes in buf */
 	const struct response *resp;	/* what we send, shared and read-only */
 	size_t sent;			/* how much of resp the socket took */
+	int linger;			/* close lingering, see may_send_more() */
+	size_t drained;			/* bytes read and dropped while lingering */
 	char buf[MAX_HEADER_BYTES];
 };
 
@@ -518,6 +565,8 @@ static struct conn *alloc_conn(int fd)
 	c->len = 0;
 	c->resp = NULL;
 	c->sent = 0;
+	c->linger = 0;
+	c->drained = 0;
 	return c;
 }
 
@@ -556,6 +605,9 @@ enum op {
 	OP_RECV,
 	OP_SEND,
 	OP_CLOSE,
+	OP_SHUTDOWN,		/* lingering close: our side is done sending */
+	OP_DRAIN,		/* lingering close: read and drop */
+	OP_DRAIN_TIMEOUT,	/* the timeout linked to a drain */
 };
 
 static __u64 make_user_data(enum op op, const struct conn *c)
@@ -641,6 +693,41 @@ static void queue_close(struct io_uring *ring, struct conn *c)
 	c->closing = 1;
 }
 
+static void queue_shutdown(struct io_uring *ring, struct conn *c)
+{
+	struct io_uring_sqe *sqe = get_sqe(ring);
+
+	/* The client reads the whole response, then EOF. */
+	io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_SHUTDOWN, c));
+}
+
+/*
+ * A drain: a recv whose bytes we drop (into buf: the request it held has
+ * been answered), with a timeout linked behind it. If neither a byte nor
+ * the client's EOF comes within LINGER_MS, the timeout cancels the recv,
+ * which then completes with -ECANCELED, and we close.
+ */
+static void queue_drain(struct io_uring *ring, struct conn *c)
+{
+	/* The kernel copies it when it takes the request: a static is plenty. */
+	static struct __kernel_timespec linger = {
+		.tv_sec = LINGER_MS / 1000,
+		.tv_nsec = LINGER_MS % 1000 * 1000000LL,
+	};
+	struct io_uring_sqe *sqe;
+
+	/* A linked timeout must reach the kernel with its recv: room for both. */
+	make_room(ring, 2);
+	sqe = io_uring_get_sqe(ring);
+	io_uring_prep_recv(sqe, c->fd, c->buf, sizeof(c->buf), 0);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_DRAIN, c));
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = io_uring_get_sqe(ring);
+	io_uring_prep_link_timeout(sqe, &linger, 0);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_DRAIN_TIMEOUT, c));
+}
+
 /*
  * Operations this step submits, and the kernel that brought each. The probe
  * turns "Invalid argument" on an old kernel into a message that says why.
@@ -655,6 +742,8 @@ static const struct {
 	{ IORING_OP_SEND, "IORING_OP_SEND", "5.6" },
 	{ IORING_OP_CLOSE, "IORING_OP_CLOSE", "5.6" },
 	{ IORING_OP_TIMEOUT, "IORING_OP_TIMEOUT", "5.4" },
+	{ IORING_OP_LINK_TIMEOUT, "IORING_OP_LINK_TIMEOUT", "5.5" },
+	{ IORING_OP_SHUTDOWN, "IORING_OP_SHUTDOWN", "5.11" },
 };
 
 static int check_kernel_support(struct io_uring *ring)
@@ -695,7 +784,7 @@ static int setup_ring(struct io_uring *ring)
 
 	memset(&p, 0, sizeof(p));
 	/*
-	 * A connection has at most two requests in flight, so a CQ of
+	 * A connection has at most three requests in flight, so a CQ of
 	 * CQ_ENTRIES holds all their completions at once: the kernel never
 	 * has to park them on its overflow list.
 	 */
@@ -772,14 +861,23 @@ static void handle_recv(struct io_uring *ring, struct conn *c, int res)
 		return;
 	}
 	c->resp = choose_response(status, &req);
+	c->linger = may_send_more(status, &req, c->len);
 	/*
 	 * A link must reach the kernel in one submission: had get_sqe() to
 	 * submit between the two, the chain would end at the send, and the
 	 * close could run before it. So make room for both first.
+	 *
+	 * Closing right behind the send would cut the response whenever the
+	 * client may still be sending (see may_send_more()): then the send
+	 * is linked to a shutdown instead, and handle_shutdown() starts the
+	 * lingering drain.
 	 */
 	make_room(ring, 2);
 	queue_send(ring, c);
-	queue_close(ring, c);
+	if (c->linger)
+		queue_shutdown(ring, c);
+	else
+		queue_close(ring, c);
 }
 
 static void handle_send(struct io_uring *ring, struct conn *c, int res)
@@ -793,6 +891,34 @@ static void handle_send(struct io_uring *ring, struct conn *c, int res)
 	(void)c;
 	if (res < 0)
 		report_conn_error("send", -res);
+}
+
+static void handle_shutdown(struct io_uring *ring, struct conn *c, int res)
+{
+	if (res < 0) {
+		/* -ECANCELED: the send linked before it failed. */
+		if (res != -ECANCELED)
+			report_conn_error("shutdown", -res);
+		queue_close(ring, c);
+		return;
+	}
+	queue_drain(ring, c);
+}
+
+/* What the client sends after our last response: drop it, close at EOF. */
+static void handle_drain(struct io_uring *ring, struct conn *c, int res)
+{
+	if (res > 0) {
+		c->drained += res;
+		if (c->drained < LINGER_MAX_BYTES) {
+			queue_drain(ring, c);
+			return;
+		}
+	}
+	/* EOF, an error, LINGER_MAX_BYTES, or -ECANCELED: the timeout fired. */
+	if (res < 0 && res != -ECANCELED)
+		report_conn_error("recv", -res);
+	queue_close(ring, c);
 }
 
 static void handle_close(struct io_uring *ring, int listen_fd, struct conn *c,
@@ -837,6 +963,20 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 		break;
 	case OP_CLOSE:
 		handle_close(ring, listen_fd, c, cqe->res);
+		break;
+	case OP_SHUTDOWN:
+		handle_shutdown(ring, c, cqe->res);
+		break;
+	case OP_DRAIN:
+		handle_drain(ring, c, cqe->res);
+		break;
+	case OP_DRAIN_TIMEOUT:
+		/*
+		 * -ETIME: it fired and cancelled its recv; -ECANCELED: the
+		 * recv finished first. handle_drain() acts on either, and
+		 * this completion may come after the slot is reused: it
+		 * must not touch the connection.
+		 */
 		break;
 	}
 }

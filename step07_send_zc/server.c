@@ -202,6 +202,7 @@ struct request {
 	size_t head_len;	/* request line + headers + blank line */
 	enum response_id route;	/* RESP_ROOT, RESP_LARGE or RESP_NOT_FOUND */
 	int is_get;
+	int is_head;		/* GET's status and headers, without the body */
 	int keep_alive;		/* what the client asked for */
 	int close_asked;	/* "Connection: close" wins over "keep-alive" */
 	int has_body;		/* we never read bodies, so such a request ends the connection */
@@ -244,7 +245,7 @@ static int equals_nocase(const unsigned char *s, size_t len, const char *lit)
 static void apply_header(struct request *req, const unsigned char *name,
 			 size_t name_len, const unsigned char *val, size_t val_len)
 {
-	size_t i, start;
+	size_t i, start, end;
 
 	while (val_len && (val[val_len - 1] == ' ' || val[val_len - 1] == '\t'))
 		val_len--;
@@ -254,18 +255,24 @@ static void apply_header(struct request *req, const unsigned char *name,
 	} else if (equals_nocase(name, name_len, "transfer-encoding")) {
 		req->has_body = 1;
 	} else if (equals_nocase(name, name_len, "connection")) {
-		/* A comma-separated list of options, e.g. "keep-alive, Upgrade". */
+		/*
+		 * A comma-separated list of options, e.g. "keep-alive, Upgrade",
+		 * with optional whitespace on either side of each comma.
+		 */
 		for (i = 0; i <= val_len; i++) {
 			if (i < val_len && val[i] != ',')
 				continue;
 			start = i;
 			while (start > 0 && val[start - 1] != ',')
 				start--;
-			while (start < i && (val[start] == ' ' || val[start] == '\t'))
+			end = i;
+			while (start < end && (val[start] == ' ' || val[start] == '\t'))
 				start++;
-			if (equals_nocase(val + start, i - start, "close"))
+			while (end > start && (val[end - 1] == ' ' || val[end - 1] == '\t'))
+				end--;
+			if (equals_nocase(val + start, end - start, "close"))
 				req->close_asked = 1;
-			else if (equals_nocase(val + start, i - start, "keep-alive"))
+			else if (equals_nocase(val + start, end - start, "keep-alive"))
 				req->keep_alive = 1;
 			if (req->close_asked)
 				req->keep_alive = 0;
@@ -280,7 +287,7 @@ static enum parse_status parse_request(const char *buf, size_t len,
 	size_t end = len < MAX_HEADER_BYTES ? len : MAX_HEADER_BYTES;
 	enum parse_status more = len >= MAX_HEADER_BYTES ? PARSE_TOO_LARGE :
 							   PARSE_INCOMPLETE;
-	size_t i = 0, start, name_len, val;
+	size_t i = 0, start, path_end, name_len, val;
 	const char *version = "HTTP/1.";
 
 	memset(req, 0, sizeof(*req));
@@ -293,6 +300,7 @@ static enum parse_status parse_request(const char *buf, size_t len,
 	if (i == 0 || p[i] != ' ')
 		return PARSE_BAD;
 	req->is_get = (i == 3 && memcmp(p, "GET", 3) == 0);
+	req->is_head = (i == 4 && memcmp(p, "HEAD", 4) == 0);
 	start = ++i;
 	while (i < end && p[i] > ' ' && p[i] < 0x7f)
 		i++;
@@ -300,9 +308,12 @@ static enum parse_status parse_request(const char *buf, size_t len,
 		return more;
 	if (i == start || p[i] != ' ')
 		return PARSE_BAD;
-	if (i - start == 1 && p[start] == '/')
+	/* The route is the path alone: a query ("/?x=1") does not change it. */
+	for (path_end = start; path_end < i && p[path_end] != '?'; path_end++)
+		;
+	if (path_end - start == 1 && p[start] == '/')
 		req->route = RESP_ROOT;
-	else if (i - start == 6 && memcmp(p + start, "/large", 6) == 0)
+	else if (path_end - start == 6 && memcmp(p + start, "/large", 6) == 0)
 		req->route = RESP_LARGE;
 	else
 		req->route = RESP_NOT_FOUND;
@@ -366,11 +377,14 @@ static enum parse_status parse_request(const char *buf, size_t len,
 struct response {
 	char *data;
 	size_t len;
+	size_t head_len;	/* status line and headers, through the blank line */
 	int keep_alive;		/* the connection stays open after it */
 	int buf_index;		/* registered buffer holding it, or -1 */
 };
 
 static struct response responses[2][RESP_COUNT];	/* [keep_alive][id] */
+/* HEAD: the same bytes cut after the head, so a HEAD and a GET agree. */
+static struct response head_responses[2][RESP_COUNT];
 
 static int build_response(struct response *r, const char *status,
 			  const char *extra_headers, const char *body,
@@ -390,6 +404,7 @@ static int build_response(struct response *r, const char *status,
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -1;
 	r->len = n + body_len;
+	r->head_len = n;
 	r->keep_alive = keep_alive;
 	r->buf_index = -1;
 	r->data = malloc(r->len);
@@ -430,11 +445,16 @@ static int build_responses(const struct config *cfg)
 		ret |= build_response(&r[RESP_NOT_FOUND], "404 Not Found",
 				      "", "Not Found\n", 10, 0);
 		ret |= build_response(&r[RESP_METHOD_NOT_ALLOWED],
-				      "405 Method Not Allowed", "Allow: GET\r\n",
+				      "405 Method Not Allowed", "Allow: GET, HEAD\r\n",
 				      "Method Not Allowed\n", 19, 0);
 		ret |= build_response(&r[RESP_TOO_LARGE],
 				      "431 Request Header Fields Too Large", "",
 				      "Request Header Fields Too Large\n", 32, 0);
+		/* They share the data: free_responses() frees it once. */
+		for (i = 0; i < RESP_COUNT; i++) {
+			head_responses[keep][i] = r[i];
+			head_responses[keep][i].len = r[i].head_len;
+		}
 	}
 	free(large);
 	return ret;
@@ -460,6 +480,8 @@ static const struct response *choose_response(enum parse_status status,
 		return &responses[0][RESP_BAD_REQUEST];
 	if (status == PARSE_TOO_LARGE)
 		return &responses[0][RESP_TOO_LARGE];
+	if (req->is_head)
+		return &head_responses[keep][req->route];
 	if (!req->is_get)
 		return &responses[0][RESP_METHOD_NOT_ALLOWED];
 	return &responses[keep][req->route];
