@@ -9,6 +9,7 @@
 #   make valgrind        the finished server under memcheck: no error, no leak
 #   make tutorial        regenerate TUTORIAL.md's diffs, excerpts and figures
 #   make deps            install what is missing (as root), or say how
+#   make doctor          is this machine ready for the workshop? a verdict per step
 #   make clean
 #
 # SANITIZE=1 builds servers and tests with AddressSanitizer and UBSan.
@@ -35,6 +36,15 @@ test: deps-core
 	@$(MAKE) --no-print-directory -C tests
 	tests/check_repo.sh
 	tests/run_tests
+
+# Not after deps-core: the doctor reports what is missing rather than stop
+# at it. Building it needs only a compiler and liburing's headers.
+doctor: scripts/doctor
+	@scripts/doctor
+
+scripts/doctor: scripts/doctor.c
+	@pkg-config --exists 'liburing >= 2.3' 2>/dev/null || { sh scripts/deps.sh --check; exit 1; }
+	$(CC) -O2 -g -Wall -Wextra -std=gnu11 -o $@ $< $$(pkg-config --cflags --libs liburing)
 
 run: deps-core
 	@$(MAKE) --no-print-directory $(if $(STEP),$(step_dir),$(NEWEST))
@@ -71,5 +81,6 @@ tutorial:
 
 clean:
 	@for d in $(STEPS) tests fuzz; do $(MAKE) --no-print-directory -C $$d clean; done
+	rm -f scripts/doctor
 
-.PHONY: all deps deps-core test run bench fuzz valgrind tutorial diff clean FORCE
+.PHONY: all deps deps-core doctor test run bench fuzz valgrind tutorial diff clean FORCE
