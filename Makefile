@@ -35,6 +35,7 @@ test: deps-core
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests
 	tests/check_repo.sh
+	tests/check_doctor.sh
 	tests/run_tests
 
 # Not after deps-core: the doctor reports what is missing rather than stop
