@@ -19,18 +19,17 @@
  * The rest of the environment is the one test_steps.c describes; STEPS
  * selects these suites together with their step's.
  *
- * Same conventions as test_steps.c: each test is its own process with its
- * own server on an ephemeral port of 127.0.0.1, every load is bounded in
- * count and time, and the checked teardown kills whatever is left.
+ * The fixture is fixture.h's, as for every suite: each test is its own
+ * process with its own server on an ephemeral port of 127.0.0.1, every
+ * load is bounded in count and time, and the checked teardown kills
+ * whatever is left.
  */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,27 +40,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
-#include "steps.h"
+#include "fixture.h"
 #include "test_faults.h"
 
-#define HOST_HDR "Host: 127.0.0.1\r\n"
-#define REQ_ROOT "GET / HTTP/1.1\r\n" HOST_HDR "\r\n"
-#define REQ_ROOT_CLOSE "GET / HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n"
-#define REQ_LARGE "GET /large HTTP/1.1\r\n" HOST_HDR "\r\n"
-/* A head cut short: the server must wait for the rest, or time out. */
-#define HALF_HEAD "GET / HTTP/1.1\r\nHo"
-
-/* What every step answers to REQ_ROOT_CLOSE, byte for byte. */
-static const char canonical_root[] =
-	"HTTP/1.1 200 OK\r\n"
-	"Content-Type: text/plain\r\n"
-	"Content-Length: 17\r\n"
-	"Connection: close\r\n"
-	"\r\n"
-	NICE_DAY;
-
-#define STOP_DEADLINE_MS 1000
 /* Closing finishes asynchronously (io_uring): fds may take this long. */
 #define FDS_BACK_MS 1000
 
@@ -80,7 +61,6 @@ static const char canonical_root[] =
 #define LARGE_ARG "8388608"	/* 8 MiB: still being sent when the client goes */
 #define LARGE_BYTES 8388608
 #define READ_BEFORE_RESET 65536
-#define SMALL_RCVBUF 65536	/* so that the socket buffers cannot hold /large */
 #define RESET_CLIENTS 10
 #define LARGE_CLIENTS 4
 
@@ -92,7 +72,6 @@ static const char canonical_root[] =
 #define FLOOD_BYTES (1024 * 1024)
 #define LONG_LINE_BYTES (100 * 1024)
 #define MANY_HEADERS 200
-#define HEADER_LIMIT 8192
 
 /* load: opened, then sent on, then read, each phase for all at once */
 #define LOAD_CLIENTS 500
@@ -119,157 +98,7 @@ static const char canonical_root[] =
 #define ENDED_WITHIN_MS 1000
 #define BUSY_MAX_MS 8000	/* the load process never outlives this */
 
-static char repo_root[PATH_MAX];
-
-/* State of the running test; each test is its own process. */
-static const struct step *st;
-static char server_path[PATH_MAX + 64];
-static struct server srv;
-static bool srv_started;	/* teardown checks it did not die */
-static pid_t load_pid;
-static bool verbose;		/* CK_VERBOSITY=verbose: say what each case did */
-
-static void use_step(int i)
-{
-	st = &steps[i];
-	snprintf(server_path, sizeof(server_path), "%s/%s/server", repo_root, st->name);
-}
-
-static void start_server_nofile(const char *const *args, unsigned long nofile)
-{
-	int ret;
-
-	ret = server_start_nofile(&srv, server_path, args, "127.0.0.1", nofile);
-	ck_assert_msg(ret == 0, "%s: starting %s%s: %s", st->name, server_path,
-		      nofile ? " with a low RLIMIT_NOFILE" : "", harness_error());
-	srv_started = true;
-}
-
-static void start_server(const char *const *args)
-{
-	start_server_nofile(args, 0);
-}
-
-/* The server must still be serving; a crash gets named with its stderr. */
-static void assert_running(void)
-{
-	char status[64], err[512];
-
-	ck_assert_msg(server_alive(&srv), "%s: server died: %s; stderr: %s", st->name,
-		      wstatus_str(srv.wstatus, status, sizeof(status)),
-		      server_stderr(&srv, err, sizeof(err)));
-}
-
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* One line on what the server did, for CK_VERBOSITY=verbose. */
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!verbose)
-		return;
-	printf("%s: ", st->name);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
-
-static void setup(void)
-{
-	const char *v = getenv("CK_VERBOSITY");
-
-	memset(&srv, 0, sizeof(srv));
-	srv.out_fd = -1;
-	srv.err_fd = -1;
-	srv_started = false;
-	load_pid = 0;
-	verbose = v && !strcmp(v, "verbose");
-}
-
-static void teardown(void)
-{
-	static char log[65536];
-	char status[64] = "", err[512] = "";
-	const char *report = NULL;
-	bool died = false;
-	int wstatus;
-
-	if (load_pid > 0) {
-		kill(load_pid, SIGKILL);
-		waitpid(load_pid, &wstatus, 0);
-		load_pid = 0;
-	}
-	if (srv_started && !server_alive(&srv)) {
-		died = true;
-		wstatus_str(srv.wstatus, status, sizeof(status));
-		server_stderr(&srv, err, sizeof(err));
-	}
-	/*
-	 * With SANITIZE=1, UBSan reports and carries on: only its words on
-	 * stderr tell, and faults are where undefined behaviour would show.
-	 */
-	if (srv.err_fd >= 0) {
-		server_stderr(&srv, log, sizeof(log));
-		report = strstr(log, "runtime error:");
-		if (!report)
-			report = strstr(log, "Sanitizer");
-	}
-	server_cleanup(&srv);
-	ck_assert_msg(!died, "%s: server died during the test: %s; stderr: %s",
-		      st ? st->name : "?", status, err);
-	ck_assert_msg(!report, "%s: sanitizer report on the server's stderr: %.300s",
-		      st ? st->name : "?", report);
-}
-
-/* Parent side, between tcases: collect servers orphaned by killed tests. */
-static void reap_orphans(void)
-{
-	int wstatus;
-
-	while (waitpid(-1, &wstatus, WNOHANG) > 0)
-		;
-}
-
 /* ---- helpers ---------------------------------------------------------- */
-
-static int connect_or_fail(void)
-{
-	int fd;
-
-	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd >= 0, "%s: connect: %s", st->name, harness_error());
-	return fd;
-}
-
-static void send_or_fail(int fd, const void *req, size_t len, const char *what)
-{
-	char q[256];
-	int ret;
-
-	ret = send_all(fd, req, len, IO_TIMEOUT_MS);
-	ck_assert_msg(ret == 0, "%s: %s: sending %s: %s", st->name, what,
-		      quote_bytes(req, len < 120 ? len : 120, q, sizeof(q)), harness_error());
-}
-
-static void small_rcvbuf(int fd)
-{
-	int size = SMALL_RCVBUF;
-
-	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)), 0);
-}
-
-static void assert_exact(const struct http_response *r, const char *want,
-			 const char *what)
-{
-	char got[512], exp[512];
-
-	ck_assert_msg(r->raw_len == strlen(want) && !memcmp(r->raw, want, r->raw_len),
-		      "%s: %s: got %zu bytes %s, want %zu bytes %s", st->name, what,
-		      r->raw_len, quote_bytes(r->raw, r->raw_len, got, sizeof(got)),
-		      strlen(want), quote_bytes(want, strlen(want), exp, sizeof(exp)));
-}
 
 /* GET / with Connection: close, answered byte for byte as always. */
 static void get_root(const char *what)
@@ -313,6 +142,13 @@ static void baseline(struct held *base)
 	count_held(base);
 }
 
+/* start_step(), then what the server holds once it has served (baseline()). */
+static void start_counted(int idx, const char *const *args, struct held *base)
+{
+	start_step(idx, args);
+	baseline(base);
+}
+
 /*
  * What every case ends with: the server runs, has closed within
  * FDS_BACK_MS what the case made it open, and answers GET / as always.
@@ -340,31 +176,6 @@ static void assert_recovered(const struct held *base, const char *what)
 	get_root(msg);
 	note("%s: running, back to %d fds and %d fixed-file slots (%d and %d before) within %lld ms, GET / answered",
 	     what, now.fds, now.slots, base->fds, base->slots, took);
-}
-
-/*
- * Read and drop about @n bytes of whatever the server sends, for up to
- * @ms; returns how many came before that, EOF or an error.
- */
-static size_t drain(int fd, size_t n, int ms)
-{
-	long long deadline = now_ms() + ms;
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	char buf[65536];
-	size_t got = 0;
-	long long left;
-	ssize_t k;
-
-	while (got < n && (left = deadline - now_ms()) > 0) {
-		if (poll(&pfd, 1, (int)left) <= 0)
-			continue;
-		k = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (k > 0)
-			got += (size_t)k;
-		else if (!k || (errno != EAGAIN && errno != EINTR))
-			break;
-	}
-	return got;
 }
 
 /* How a connection ended that we fed without waiting; see feed(). */
@@ -555,6 +366,22 @@ static long served_within(int ms, const char *what)
 	}
 }
 
+/*
+ * @n new connections into @fds, each having sent @req; with @small
+ * receive buffers (small_rcvbuf()) when a response must stay in flight.
+ */
+static void clients_sent(int *fds, int n, const char *req, bool small, const char *what)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		fds[i] = connect_or_fail();
+		if (small)
+			small_rcvbuf(fds[i]);
+		send_or_fail(fds[i], req, strlen(req), what);
+	}
+}
+
 /* ---- tcase slowloris -------------------------------------------------- */
 
 START_TEST(slowloris)
@@ -572,10 +399,7 @@ START_TEST(slowloris)
 				 count * RECV_TIMEOUT_MS + TIMEOUT_SLACK_MS;
 	start_server(NULL);
 	baseline(&base);
-	for (i = 0; i < count; i++) {
-		stalled[i] = connect_or_fail();
-		send_or_fail(stalled[i], HALF_HEAD, strlen(HALF_HEAD), "half a head");
-	}
+	clients_sent(stalled, count, HALF_HEAD, false, "half a head");
 	/* Let the server read the half heads it can before the normal client. */
 	sleep_ms(50);
 	start = now_ms();
@@ -609,42 +433,33 @@ END_TEST
 
 /* ---- tcase resets ----------------------------------------------------- */
 
+/* /large still being sent when its client goes. */
+static const char *const large_args[] = { "-l", LARGE_ARG, NULL };
+
 START_TEST(reset_mid_request)
 {
 	struct held base;
 	int fds[RESET_CLIENTS], i;
 
-	use_step(_i);
-	start_server(NULL);
-	baseline(&base);
-	for (i = 0; i < RESET_CLIENTS; i++) {
-		fds[i] = connect_or_fail();
-		send_or_fail(fds[i], HALF_HEAD, strlen(HALF_HEAD), "half a head");
-	}
+	start_counted(_i, NULL, &base);
+	clients_sent(fds, RESET_CLIENTS, HALF_HEAD, false, "half a head");
 	/* The server has read what it could: the resets hit armed recvs. */
 	sleep_ms(50);
 	for (i = 0; i < RESET_CLIENTS; i++)
-		ck_assert_msg(tcp_abort(fds[i]) == 0, "%s: %s", st->name, harness_error());
+		reset_or_fail(fds[i]);
 	assert_recovered(&base, "after clients reset in the middle of their heads");
 }
 END_TEST
 
 START_TEST(reset_mid_response)
 {
-	static const char *const args[] = { "-l", LARGE_ARG, NULL };
 	struct held base;
 	int fds[LARGE_CLIENTS], i;
 	char what[96];
 	size_t got;
 
-	use_step(_i);
-	start_server(args);
-	baseline(&base);
-	for (i = 0; i < LARGE_CLIENTS; i++) {
-		fds[i] = connect_or_fail();
-		small_rcvbuf(fds[i]);
-		send_or_fail(fds[i], REQ_LARGE, strlen(REQ_LARGE), "GET /large of 8 MiB");
-	}
+	start_counted(_i, large_args, &base);
+	clients_sent(fds, LARGE_CLIENTS, REQ_LARGE, true, "GET /large of 8 MiB");
 	/*
 	 * In order: a one-at-a-time server starts the next body only once
 	 * the previous client has gone.
@@ -654,7 +469,7 @@ START_TEST(reset_mid_response)
 		got = drain(fds[i], READ_BEFORE_RESET, IO_TIMEOUT_MS);
 		ck_assert_msg(got >= READ_BEFORE_RESET, "%s: %s: only %zu of %d bytes within %d ms",
 			      st->name, what, got, READ_BEFORE_RESET, IO_TIMEOUT_MS);
-		ck_assert_msg(tcp_abort(fds[i]) == 0, "%s: %s", st->name, harness_error());
+		reset_or_fail(fds[i]);
 	}
 	assert_recovered(&base, "after clients reset in the middle of an 8 MiB body");
 }
@@ -662,7 +477,6 @@ END_TEST
 
 START_TEST(half_close_gets_response)
 {
-	static const char *const args[] = { "-l", LARGE_ARG, NULL };
 	struct held base;
 	struct http_response r = { 0 };
 	int fds[LARGE_CLIENTS], i, ret;
@@ -671,9 +485,7 @@ START_TEST(half_close_gets_response)
 	size_t bad = 0;
 	bool large;
 
-	use_step(_i);
-	start_server(args);
-	baseline(&base);
+	start_counted(_i, large_args, &base);
 	/* No Connection: close: the FIN alone says that no request follows. */
 	for (i = 0; i < LARGE_CLIENTS; i++) {
 		large = i % 2;
@@ -716,13 +528,10 @@ END_TEST
 
 START_TEST(close_without_reading)
 {
-	static const char *const args[] = { "-l", LARGE_ARG, NULL };
 	struct held base;
 	int fd, i;
 
-	use_step(_i);
-	start_server(args);
-	baseline(&base);
+	start_counted(_i, large_args, &base);
 	/* Gone before a byte is read: the server's sends meet a RST. */
 	for (i = 0; i < LARGE_CLIENTS; i++) {
 		fd = connect_or_fail();
@@ -758,9 +567,7 @@ START_TEST(random_bytes)
 	long longest = 0;
 	struct outcome o;
 
-	use_step(_i);
-	start_server(NULL);
-	baseline(&base);
+	start_counted(_i, NULL, &base);
 	for (i = 0; i < RANDOM_CLIENTS; i++) {
 		for (j = 0; j < RANDOM_BYTES; j++)
 			buf[j] = (char)(next_random(&seed) >> 24);
@@ -801,9 +608,7 @@ START_TEST(nul_in_request_line)
 	size_t i;
 	struct held base;
 
-	use_step(_i);
-	start_server(NULL);
-	baseline(&base);
+	start_counted(_i, NULL, &base);
 	/* A NUL is never valid in a request line: 400, then the close. */
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(what, sizeof(what), "request %s",
@@ -822,9 +627,7 @@ START_TEST(header_flood)
 	char *buf;
 	int n = 0;
 
-	use_step(_i);
-	start_server(NULL);
-	baseline(&base);
+	start_counted(_i, NULL, &base);
 	buf = malloc(FLOOD_BYTES);
 	ck_assert_ptr_nonnull(buf);
 	memcpy(buf, head, len);
@@ -852,9 +655,7 @@ START_TEST(request_line_100k)
 	char *buf;
 	struct held base;
 
-	use_step(_i);
-	start_server(NULL);
-	baseline(&base);
+	start_counted(_i, NULL, &base);
 	buf = malloc(LONG_LINE_BYTES + sizeof(tail));
 	ck_assert_ptr_nonnull(buf);
 	memcpy(buf, "GET /", 5);
@@ -901,9 +702,7 @@ START_TEST(many_headers_within_limit)
 	size_t len;
 	int ret;
 
-	use_step(_i);
-	start_server(NULL);
-	baseline(&base);
+	start_counted(_i, NULL, &base);
 	len = many_headers(buf, sizeof(buf), MANY_HEADERS, 10);
 	ck_assert_uint_le(len, HEADER_LIMIT);
 	snprintf(what, sizeof(what), "GET / with %d headers in %zu bytes", MANY_HEADERS, len);
@@ -922,9 +721,7 @@ START_TEST(many_headers_over_limit)
 	size_t len;
 	struct held base;
 
-	use_step(_i);
-	start_server(NULL);
-	baseline(&base);
+	start_counted(_i, NULL, &base);
 	len = many_headers(buf, sizeof(buf), MANY_HEADERS, 30);
 	ck_assert_uint_gt(len, HEADER_LIMIT);
 	snprintf(what, sizeof(what), "GET / with %d headers in %zu bytes", MANY_HEADERS, len);
@@ -943,9 +740,7 @@ START_TEST(unexpected_body)
 	enum peer_event ev;
 	int fd, ret;
 
-	use_step(_i);
-	start_server(NULL);
-	baseline(&base);
+	start_counted(_i, NULL, &base);
 	fd = connect_or_fail();
 	send_or_fail(fd, req, strlen(req), "GET / with a 10-byte body");
 	/* Any complete response will do, or a close without one. */
@@ -1349,52 +1144,36 @@ static void busy_clients(uint16_t port, bool keep_alive, int stop_fd, int report
 
 START_TEST(sigint_with_busy_clients)
 {
-	char report[512] = "", status[64], err[512];
+	char report[512] = "", what[64];
 	int ready[2], stop[2], ret, wstatus = 0;
 	long long deadline;
 	struct pollfd pfd;
-	long elapsed = 0;
+	long elapsed;
 	size_t got = 0;
 	ssize_t k;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	ck_assert_int_eq(pipe(ready), 0);
 	ck_assert_int_eq(pipe(stop), 0);
-	fflush(NULL);
-	load_pid = fork();
-	ck_assert_msg(load_pid >= 0, "fork: %s", strerror(errno));
-	if (load_pid == 0) {
+	if (fork_load() == 0) {
 		close(ready[0]);
 		close(stop[1]);
 		busy_clients(srv.port, st->keep_alive, stop[0], ready[1]);
 	}
 	close(ready[1]);
 	close(stop[0]);
-	/* Wait for the load to be flowing, not just started. */
-	pfd.fd = ready[0];
-	pfd.events = POLLIN;
-	do {
-		ret = poll(&pfd, 1, IO_TIMEOUT_MS);
-	} while (ret < 0 && errno == EINTR);
-	ck_assert_msg(ret == 1 && read(ready[0], report, 1) == 1,
-		      "%s: the busy clients never got a response", st->name);
+	wait_load_flowing(ready[0], "the busy clients");
 	sleep_ms(100);
 
 	/* The clients take note of the connections open now, then the signal. */
 	ck_assert_int_eq(write(stop[1], "x", 1), 1);
 	close(stop[1]);
-	srv_started = false;
-	ret = server_stop(&srv, SIGINT, STOP_DEADLINE_MS, &elapsed);
-	ck_assert_msg(ret == 0, "%s: SIGINT with %d busy clients: %s; stderr: %s", st->name,
-		      BUSY_CLIENTS, harness_error(), server_stderr(&srv, err, sizeof(err)));
-	ck_assert_msg(WIFEXITED(srv.wstatus) && WEXITSTATUS(srv.wstatus) == 0,
-		      "%s: SIGINT with %d busy clients: %s after %ld ms, want exit 0; stderr: %s",
-		      st->name, BUSY_CLIENTS, wstatus_str(srv.wstatus, status, sizeof(status)),
-		      elapsed, server_stderr(&srv, err, sizeof(err)));
+	snprintf(what, sizeof(what), "SIGINT with %d busy clients", BUSY_CLIENTS);
+	elapsed = stop_server(SIGINT, what);
 
 	/* Hear how the connections ended. */
-	memset(report, 0, sizeof(report));
+	pfd.fd = ready[0];
+	pfd.events = POLLIN;
 	deadline = now_ms() + STOP_DEADLINE_MS + ENDED_WITHIN_MS + 1000;
 	while (got < sizeof(report) - 1 && now_ms() < deadline) {
 		ret = poll(&pfd, 1, (int)(deadline - now_ms()));
@@ -1419,33 +1198,11 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------ */
 
-static TCase *new_tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_unchecked_fixture(tc, NULL, reap_orphans);
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
-/* A test runs once per suite, with _i the index of the suite's step. */
-#define ADD(tc, fn) tcase_add_loop_test(tc, fn, idx, idx + 1)
-
 Suite *faults_suite(int idx, const char *root)
 {
-	/* Check keeps the pointer: the name must outlive this call. */
-	static char names[32][128];
-	char *name = names[idx % 32];
-	Suite *s;
-	TCase *tc;
+	Suite *s = step_suite_create(idx, "faults", root);
+	TCase *tc = new_tcase(s, "slowloris", 30);
 
-	snprintf(repo_root, sizeof(repo_root), "%s", root);
-	snprintf(name, sizeof(names[0]), "%s/faults", steps[idx].name);
-	s = suite_create(name);
-
-	tc = new_tcase(s, "slowloris", 30);
 	ADD(tc, slowloris);
 
 	tc = new_tcase(s, "resets", 30);

@@ -13,40 +13,22 @@
  * rest of the environment is the one test_steps.c describes; STEPS
  * selects these suites together with their step's.
  *
- * Same conventions as test_steps.c: each test is its own process with its
- * own server on an ephemeral port of 127.0.0.1, every wait is bounded, and
- * the checked teardown kills whatever is left.
+ * The fixture is fixture.h's, as for every suite: each test is its own
+ * process with its own server on an ephemeral port of 127.0.0.1, every
+ * wait is bounded, and the checked teardown kills whatever is left.
  */
 #define _GNU_SOURCE
 #include <check.h>
-#include <errno.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
-#include "steps.h"
+#include "fixture.h"
 #include "test_keepalive.h"
 
-#define HOST_HDR "Host: 127.0.0.1\r\n"
-#define REQ_ROOT "GET / HTTP/1.1\r\n" HOST_HDR "\r\n"
-#define REQ_ROOT_CLOSE "GET / HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n"
-#define REQ_LARGE "GET /large HTTP/1.1\r\n" HOST_HDR "\r\n"
-#define REQ_LARGE_CLOSE "GET /large HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n"
-#define REQ_NOPE "GET /nope HTTP/1.1\r\n" HOST_HDR "\r\n"
-/* A head cut short: the server must wait for the rest, or time out. */
-#define HALF_HEAD "GET / HTTP/1.1\r\nHo"
-
-#define DEFAULT_LARGE 1048576
-#define STOP_DEADLINE_MS 1000
-/* A response that says "Connection: close" is followed by the close. */
-#define CLOSE_AFTER_MS 1000
 /* Slots free asynchronously (cancel, then close): retry this long. */
 #define SLOT_FREE_MS 1500
 #define SEQUENTIAL_REQUESTS 1000
@@ -77,212 +59,19 @@
 #define ABUSE_WAVE_MS 2000
 #define RESET_LARGE_ARG "8388608"	/* 8 MiB: still being sent when the client resets */
 #define READ_BEFORE_RESET 65536
-#define SMALL_RCVBUF 65536	/* so that the socket buffers cannot hold /large */
 
 #define ZC_CONCURRENT 20
 #define ZC_REPORT_KEPT 4	/* /large sends on one kept-alive connection ... */
 #define ZC_REPORT_CLOSED 4	/* ... and on a connection each */
 
-static char repo_root[PATH_MAX];
-
-/* State of the running test; each test is its own process. */
-static const struct step *st;
-static char server_path[PATH_MAX + 64];
-static struct server srv;
-static bool srv_started;	/* teardown checks it did not die */
-
-static void use_step(int i)
-{
-	st = &steps[i];
-	snprintf(server_path, sizeof(server_path), "%s/%s/server", repo_root, st->name);
-}
-
-static void start_server(const char *const *args)
-{
-	int ret;
-
-	ret = server_start(&srv, server_path, args, "127.0.0.1");
-	ck_assert_msg(ret == 0, "%s: starting %s: %s", st->name, server_path,
-		      harness_error());
-	srv_started = true;
-}
-
-/* The server must still be serving; a crash gets named with its stderr. */
-static void assert_running(void)
-{
-	char status[64], err[512];
-
-	ck_assert_msg(server_alive(&srv), "%s: server died: %s; stderr: %s", st->name,
-		      wstatus_str(srv.wstatus, status, sizeof(status)),
-		      server_stderr(&srv, err, sizeof(err)));
-}
-
-/* SIGINT, and the server must exit 0 within STOP_DEADLINE_MS. */
-static void stop_server(const char *what)
-{
-	char status[64], err[512];
-	long elapsed = 0;
-	int ret;
-
-	srv_started = false;
-	ret = server_stop(&srv, SIGINT, STOP_DEADLINE_MS, &elapsed);
-	ck_assert_msg(ret == 0, "%s: %s: %s; stderr: %s", st->name, what, harness_error(),
-		      server_stderr(&srv, err, sizeof(err)));
-	ck_assert_msg(WIFEXITED(srv.wstatus) && WEXITSTATUS(srv.wstatus) == 0,
-		      "%s: %s: %s after %ld ms, want exit 0; stderr: %s", st->name, what,
-		      wstatus_str(srv.wstatus, status, sizeof(status)), elapsed,
-		      server_stderr(&srv, err, sizeof(err)));
-}
-
-static void setup(void)
-{
-	memset(&srv, 0, sizeof(srv));
-	srv.out_fd = -1;
-	srv.err_fd = -1;
-	srv_started = false;
-}
-
-static void teardown(void)
-{
-	char status[64] = "", err[512] = "";
-	bool died = false;
-
-	if (srv_started && !server_alive(&srv)) {
-		died = true;
-		wstatus_str(srv.wstatus, status, sizeof(status));
-		server_stderr(&srv, err, sizeof(err));
-	}
-	server_cleanup(&srv);
-	ck_assert_msg(!died, "%s: server died during the test: %s; stderr: %s",
-		      st ? st->name : "?", status, err);
-}
-
-/* Parent side, between tcases: collect servers orphaned by killed tests. */
-static void reap_orphans(void)
-{
-	int wstatus;
-
-	while (waitpid(-1, &wstatus, WNOHANG) > 0)
-		;
-}
-
 /* ---- helpers ---------------------------------------------------------- */
 
-static int connect_or_fail(void)
-{
-	int fd;
-
-	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd >= 0, "%s: connect: %s", st->name, harness_error());
-	return fd;
-}
-
-static void send_or_fail(int fd, const char *req, size_t len, const char *what)
-{
-	char q[256];
-	int ret;
-
-	ret = send_all(fd, req, len, IO_TIMEOUT_MS);
-	ck_assert_msg(ret == 0, "%s: %s: sending %s: %s", st->name, what,
-		      quote_bytes(req, len, q, sizeof(q)), harness_error());
-}
-
-/* Read exactly @n responses (nothing more so far) into @r[0..@n-1]. */
-static void read_or_fail(int fd, int n, struct http_response *r, const char *what)
-{
-	int ret;
-
-	ret = http_read_responses(fd, n, IO_TIMEOUT_MS, r);
-	ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
-}
-
-/* Send @req on the open connection @fd and read its one response. */
-static void request_on(int fd, const char *req, struct http_response *r,
-		       const char *what)
-{
-	memset(r, 0, sizeof(*r));
-	send_or_fail(fd, req, strlen(req), what);
-	read_or_fail(fd, 1, r, what);
-}
-
-static bool header_is(const struct http_response *r, const char *name,
-		      const char *want)
-{
-	char val[128];
-
-	return http_header(r, name, val, sizeof(val)) && !strcasecmp(val, want);
-}
-
-static void assert_connection(const struct http_response *r, bool keep,
+/* /large of @want bytes, keeping the connection or closing it. */
+static void assert_large_conn(const struct http_response *r, size_t want, bool keep,
 			      const char *what)
 {
-	const char *want = keep ? "keep-alive" : "close";
-	char val[128], q[256];
-	const char *v;
-
-	v = http_header(r, "Connection", val, sizeof(val));
-	ck_assert_msg(v && !strcasecmp(v, want),
-		      "%s: %s: Connection is %s, want %s; head %s", st->name, what,
-		      v ? v : "(absent)", want, quote_bytes(r->raw, r->header_len, q, sizeof(q)));
-}
-
-static void assert_status(const struct http_response *r, int status, const char *what)
-{
-	char line[128];
-
-	ck_assert_msg(r->status == status, "%s: %s: status line \"%s\", want %d", st->name,
-		      what, http_status_line(r, line, sizeof(line)), status);
-}
-
-static bool root_ok(const struct http_response *r, bool keep)
-{
-	return r->status == 200 && r->content_length == 17 && r->body_len == 17 &&
-	       !memcmp(r->body, NICE_DAY, 17) &&
-	       header_is(r, "Content-Type", "text/plain") &&
-	       header_is(r, "Connection", keep ? "keep-alive" : "close");
-}
-
-/* GET / answered in full, keeping the connection or closing it. */
-static void assert_root(const struct http_response *r, bool keep, const char *what)
-{
-	char q[512];
-
-	if (root_ok(r, keep))
-		return;
-	assert_status(r, 200, what);
+	assert_large(r, want, what);
 	assert_connection(r, keep, what);
-	ck_abort_msg("%s: %s: want text/plain \"Have a nice day!\\n\", got %s", st->name,
-		     what, quote_bytes(r->raw, r->raw_len, q, sizeof(q)));
-}
-
-static void assert_large(const struct http_response *r, size_t want, bool keep,
-			 const char *what)
-{
-	size_t bad = 0;
-
-	assert_status(r, 200, what);
-	assert_connection(r, keep, what);
-	ck_assert_msg(r->content_length == (long)want && r->body_len == want,
-		      "%s: %s: Content-Length %ld and %zu body bytes, want %zu", st->name,
-		      what, r->content_length, r->body_len, want);
-	ck_assert_msg(large_body_ok(r->body, r->body_len, &bad),
-		      "%s: %s: body byte %zu is 0x%02x, want 0x%02x", st->name, what, bad,
-		      (unsigned char)r->body[bad],
-		      (unsigned char)NICE_DAY[bad % (sizeof(NICE_DAY) - 1)]);
-}
-
-/* The server must close @fd (FIN or RST) within @ms and send nothing more. */
-static void assert_closes(int fd, int ms, const char *what)
-{
-	long long start = now_ms();
-	enum peer_event ev;
-
-	ev = peer_wait(fd, ms);
-	ck_assert_msg(ev == PEER_CLOSED || ev == PEER_RESET,
-		      "%s: %s: want the server to close within %d ms, got %s after %lld ms%s%s",
-		      st->name, what, ms, peer_event_str(ev), now_ms() - start,
-		      ev == PEER_DATA || ev == PEER_ERROR ? ": " : "",
-		      ev == PEER_DATA || ev == PEER_ERROR ? harness_error() : "");
 }
 
 /*
@@ -352,37 +141,6 @@ static void assert_fds_back(int base, const char *what)
 		      count, base);
 }
 
-/* Keep the socket buffers from holding a whole /large: the send stays in flight. */
-static void small_rcvbuf(int fd)
-{
-	int size = SMALL_RCVBUF;
-
-	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)), 0);
-}
-
-/*
- * Read and drop about @n bytes of whatever the server sends, for up to
- * @ms; returns how many came before that, EOF or an error.
- */
-static size_t drain(int fd, size_t n, int ms)
-{
-	long long deadline = now_ms() + ms;
-	char buf[65536];
-	size_t got = 0;
-	ssize_t k;
-
-	while (got < n && now_ms() < deadline) {
-		k = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (k > 0)
-			got += (size_t)k;
-		else if (!k || (errno != EAGAIN && errno != EINTR))
-			break;
-		else
-			sleep_ms(1);
-	}
-	return got;
-}
-
 static void read_some(int fd, size_t n, const char *what)
 {
 	size_t got;
@@ -417,8 +175,7 @@ START_TEST(thousand_requests_one_connection)
 	char what[64];
 	int fd, i;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	fd = connect_or_fail();
 	/* Check's asserts only on failure: 1000 passing ones would slow the loop. */
 	for (i = 0; i < SEQUENTIAL_REQUESTS; i++) {
@@ -447,8 +204,7 @@ START_TEST(pipelined_answered_in_order)
 	size_t len = 0;
 	int fd, i;
 
-	use_step(_i);
-	start_server(args);
+	start_step(_i, args);
 	for (i = 0; i < n; i++)
 		len += (size_t)snprintf(req + len, sizeof(req) - len,
 					"GET %s HTTP/1.1\r\n" HOST_HDR "\r\n", paths[i]);
@@ -462,7 +218,7 @@ START_TEST(pipelined_answered_in_order)
 		if (!strcmp(paths[i], "/"))
 			assert_root(&r[i], true, what);
 		else if (!strcmp(paths[i], "/large"))
-			assert_large(&r[i], 40, true, what);
+			assert_large_conn(&r[i], 40, true, what);
 		else {
 			assert_status(&r[i], 404, what);
 			assert_connection(&r[i], false, what);
@@ -479,15 +235,12 @@ START_TEST(large_then_root)
 	struct http_response r;
 	int fd;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	fd = connect_or_fail();
 	request_on(fd, REQ_LARGE, &r, "GET /large");
-	assert_large(&r, DEFAULT_LARGE, true, "GET /large");
+	assert_large_conn(&r, DEFAULT_LARGE, true, "GET /large");
 	http_response_free(&r);
-	request_on(fd, REQ_ROOT, &r, "GET / after /large on the same connection");
-	assert_root(&r, true, "GET / after /large on the same connection");
-	http_response_free(&r);
+	root_on(fd, REQ_ROOT, true, "GET / after /large on the same connection");
 	close(fd);
 }
 END_TEST
@@ -498,14 +251,13 @@ START_TEST(large_and_root_pipelined)
 	struct http_response r[2];
 	int fd;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	fd = connect_or_fail();
 	/* GET / arrives while the 1 MiB is still going out: it must wait its turn. */
 	send_or_fail(fd, req, strlen(req), "GET /large and GET / in one write");
 	memset(r, 0, sizeof(r));
 	read_or_fail(fd, 2, r, "GET /large and GET / in one write");
-	assert_large(&r[0], DEFAULT_LARGE, true, "pipelined GET /large");
+	assert_large_conn(&r[0], DEFAULT_LARGE, true, "pipelined GET /large");
 	assert_root(&r[1], true, "GET / pipelined behind /large");
 	http_response_free(&r[0]);
 	http_response_free(&r[1]);
@@ -515,16 +267,11 @@ END_TEST
 
 START_TEST(http10_closes)
 {
-	struct http_response r;
 	int fd;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	fd = connect_or_fail();
-	request_on(fd, "GET / HTTP/1.0\r\n\r\n", &r, "HTTP/1.0 GET /");
-	assert_root(&r, false, "HTTP/1.0 GET /");
-	http_response_free(&r);
-	assert_closes(fd, CLOSE_AFTER_MS, "after an HTTP/1.0 response");
+	root_on(fd, "GET / HTTP/1.0\r\n\r\n", false, "HTTP/1.0 GET /");
 	close(fd);
 }
 END_TEST
@@ -532,39 +279,18 @@ END_TEST
 START_TEST(http10_keep_alive_stays_open)
 {
 	static const char req[] = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
-	struct http_response r;
-	int fd;
 
-	use_step(_i);
-	start_server(NULL);
-	fd = connect_or_fail();
-	request_on(fd, req, &r, "HTTP/1.0 GET / with Connection: keep-alive");
-	assert_root(&r, true, "HTTP/1.0 GET / with Connection: keep-alive");
-	http_response_free(&r);
-	/* Answered on the same connection: it stayed open. */
-	request_on(fd, req, &r, "a second HTTP/1.0 keep-alive request");
-	assert_root(&r, true, "a second HTTP/1.0 keep-alive request");
-	http_response_free(&r);
-	close(fd);
+	start_step(_i, NULL);
+	/* The second answered on the same connection: it stayed open. */
+	two_requests(req, req, true, "a second HTTP/1.0 keep-alive request");
 }
 END_TEST
 
 START_TEST(connection_close_ends_kept_connection)
 {
-	struct http_response r;
-	int fd;
-
-	use_step(_i);
-	start_server(NULL);
-	fd = connect_or_fail();
-	request_on(fd, REQ_ROOT, &r, "GET /");
-	assert_root(&r, true, "GET /");
-	http_response_free(&r);
-	request_on(fd, REQ_ROOT_CLOSE, &r, "GET / with Connection: close, second on the connection");
-	assert_root(&r, false, "GET / with Connection: close, second on the connection");
-	http_response_free(&r);
-	assert_closes(fd, CLOSE_AFTER_MS, "after Connection: close");
-	close(fd);
+	start_step(_i, NULL);
+	two_requests(REQ_ROOT, REQ_ROOT_CLOSE, false,
+		     "GET / with Connection: close, second on the connection");
 }
 END_TEST
 
@@ -575,12 +301,9 @@ START_TEST(not_found_closes_kept_connection)
 	struct http_response r;
 	int fd;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	fd = connect_or_fail();
-	request_on(fd, REQ_ROOT, &r, "GET /");
-	assert_root(&r, true, "GET /");
-	http_response_free(&r);
+	root_on(fd, REQ_ROOT, true, "GET /");
 	request_on(fd, req, &r, "GET /nope then GET / in one write");
 	assert_status(&r, 404, "GET /nope on a kept-alive connection");
 	assert_connection(&r, false, "GET /nope on a kept-alive connection");
@@ -598,21 +321,16 @@ START_TEST(request_with_body_closes)
 		"GET / HTTP/1.1\r\n" HOST_HDR "Transfer-Encoding: chunked\r\n\r\n"
 		"5\r\nhello\r\n0\r\n\r\n",
 	};
-	struct http_response r;
 	char what[256], q[200];
 	size_t i;
 	int fd;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
 		snprintf(what, sizeof(what), "request with a body %s",
 			 quote_bytes(reqs[i], strlen(reqs[i]), q, sizeof(q)));
 		fd = connect_or_fail();
-		request_on(fd, reqs[i], &r, what);
-		assert_root(&r, false, what);
-		http_response_free(&r);
-		assert_closes(fd, CLOSE_AFTER_MS, what);
+		root_on(fd, reqs[i], false, what);
 		close(fd);
 	}
 }
@@ -621,19 +339,9 @@ END_TEST
 START_TEST(content_length_zero_keeps_alive)
 {
 	static const char req[] = "GET / HTTP/1.1\r\n" HOST_HDR "Content-Length: 0\r\n\r\n";
-	struct http_response r;
-	int fd;
 
-	use_step(_i);
-	start_server(NULL);
-	fd = connect_or_fail();
-	request_on(fd, req, &r, "GET / with Content-Length: 0");
-	assert_root(&r, true, "GET / with Content-Length: 0");
-	http_response_free(&r);
-	request_on(fd, REQ_ROOT, &r, "GET / after one with Content-Length: 0");
-	assert_root(&r, true, "GET / after one with Content-Length: 0");
-	http_response_free(&r);
-	close(fd);
+	start_step(_i, NULL);
+	two_requests(req, REQ_ROOT, true, "GET / after one with Content-Length: 0");
 }
 END_TEST
 
@@ -644,12 +352,9 @@ START_TEST(split_requests_on_kept_connection)
 	size_t off, chunk;
 	int fd, ret;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	fd = connect_or_fail();
-	request_on(fd, REQ_ROOT, &r, "GET / in one write");
-	assert_root(&r, true, "GET / in one write");
-	http_response_free(&r);
+	root_on(fd, REQ_ROOT, true, "GET / in one write");
 
 	/* The second request on the connection, one byte per segment. */
 	ret = send_bytewise(fd, REQ_ROOT, len, 1000);
@@ -679,8 +384,7 @@ START_TEST(request_straddles_writes)
 	struct http_response r = { 0 };
 	int fd;
 
-	use_step(_i);
-	start_server(args);
+	start_step(_i, args);
 	fd = connect_or_fail();
 	/* One write ends a request and begins the next: the rest must be kept. */
 	send_or_fail(fd, req, cut, "GET / and the start of GET /large");
@@ -690,7 +394,7 @@ START_TEST(request_straddles_writes)
 	sleep_ms(50);
 	send_or_fail(fd, req + cut, strlen(req) - cut, "the rest of GET /large");
 	read_or_fail(fd, 1, &r, "GET /large begun in the previous write");
-	assert_large(&r, 40, true, "GET /large begun in the previous write");
+	assert_large_conn(&r, 40, true, "GET /large begun in the previous write");
 	http_response_free(&r);
 	close(fd);
 }
@@ -719,8 +423,7 @@ START_TEST(buffer_ring_exhaustion)
 	enum peer_event ev;
 	size_t len = 0;
 
-	use_step(_i);
-	start_server(args);
+	start_step(_i, args);
 	for (i = 0; i < RING_BATCH; i++)
 		len += padded_request(batch + len, RING_REQ_BYTES);
 	for (i = 0; i < RING_CONNS; i++)
@@ -759,20 +462,16 @@ END_TEST
 START_TEST(fixed_file_table_full)
 {
 	static const char *const args[] = { "-c", TABLE_ARG, NULL };
-	struct http_response r;
 	int held[TABLE_SLOTS], extra, fd, i;
 	enum peer_event ev;
 	char what[96];
 	long long start;
 
-	use_step(_i);
-	start_server(args);
+	start_step(_i, args);
 	for (i = 0; i < TABLE_SLOTS; i++) {
 		snprintf(what, sizeof(what), "held connection %d of %d", i + 1, TABLE_SLOTS);
 		held[i] = connect_or_fail();
-		request_on(held[i], REQ_ROOT, &r, what);
-		assert_root(&r, true, what);
-		http_response_free(&r);
+		root_on(held[i], REQ_ROOT, true, what);
 	}
 	/*
 	 * The kernel completes the handshake from the listen backlog; with
@@ -796,9 +495,7 @@ START_TEST(fixed_file_table_full)
 
 	for (i = 0; i < TABLE_SLOTS; i++) {
 		snprintf(what, sizeof(what), "held connection %d after a refusal", i + 1);
-		request_on(held[i], REQ_ROOT, &r, what);
-		assert_root(&r, true, what);
-		http_response_free(&r);
+		root_on(held[i], REQ_ROOT, true, what);
 	}
 	close(held[0]);
 	close(held[1]);
@@ -809,16 +506,21 @@ START_TEST(fixed_file_table_full)
 }
 END_TEST
 
+static const char *const idle_args[] = { "-t", IDLE_ARG, NULL };
+
 /*
- * Until @idle is closed by the server, a busy client on @busy asks every
- * BUSY_GAP_MS: it must be served, and it must not be closed as idle.
- * Returns how long @idle lasted after @since.
+ * Until @idle is closed by the server, a busy client on a connection of
+ * its own asks every BUSY_GAP_MS: it must be served, and it must not be
+ * closed as idle.  @idle must close between IDLE_MIN_MS and IDLE_MAX_MS
+ * after @since; then the busy one, never idle that long, must still be
+ * served.  Closes both.
  */
-static long long close_while_busy(int idle, int busy, long long since, const char *what)
+static void closed_while_busy(int idle, long long since, const char *what)
 {
-	struct http_response r;
+	int busy = connect_or_fail();
 	enum peer_event ev;
 	char bwhat[160];
+	long long took;
 	int asked = 0;
 
 	for (;;) {
@@ -829,73 +531,48 @@ static long long close_while_busy(int idle, int busy, long long since, const cha
 			      "%s: -t %s: %s: still open after %lld ms, want closed within %d",
 			      st->name, IDLE_ARG, what, now_ms() - since, IDLE_MAX_MS);
 		snprintf(bwhat, sizeof(bwhat), "busy client, request %d, while %s", ++asked, what);
-		request_on(busy, REQ_ROOT, &r, bwhat);
-		assert_root(&r, true, bwhat);
-		http_response_free(&r);
+		root_on(busy, REQ_ROOT, true, bwhat);
 	}
 	ck_assert_msg(ev == PEER_CLOSED || ev == PEER_RESET,
 		      "%s: -t %s: %s: want it closed, got %s%s%s", st->name, IDLE_ARG, what,
 		      peer_event_str(ev), ev == PEER_DATA ? ": " : "",
 		      ev == PEER_DATA ? harness_error() : "");
-	return now_ms() - since;
+	took = now_ms() - since;
+	ck_assert_msg(took >= IDLE_MIN_MS,
+		      "%s: -t %s: %s was closed after %lld ms, before it had been idle for %s s",
+		      st->name, IDLE_ARG, what, took, IDLE_ARG);
+	printf("%s: -t %s: %s closed after %lld ms\n", st->name, IDLE_ARG, what, took);
+	snprintf(bwhat, sizeof(bwhat), "busy client after %s was closed", what);
+	root_on(busy, REQ_ROOT, true, bwhat);
+	close(busy);
+	close(idle);
 }
 
 START_TEST(idle_keep_alive_closed)
 {
-	static const char *const args[] = { "-t", IDLE_ARG, NULL };
-	struct http_response r;
-	long long start, took;
-	int idle, busy;
+	long long start;
+	int idle;
 
-	use_step(_i);
-	start_server(args);
-	busy = connect_or_fail();
+	start_step(_i, idle_args);
 	idle = connect_or_fail();
 	/* Timed from before the request: the server's idle clock starts later. */
 	start = now_ms();
-	request_on(idle, REQ_ROOT, &r, "GET / before idling");
-	assert_root(&r, true, "GET / before idling");
-	http_response_free(&r);
-	took = close_while_busy(idle, busy, start, "an idle kept-alive connection");
-	ck_assert_msg(took >= IDLE_MIN_MS,
-		      "%s: -t %s: an idle kept-alive connection was closed after %lld ms, before it had been idle for %s s",
-		      st->name, IDLE_ARG, took, IDLE_ARG);
-	printf("%s: -t %s: idle kept-alive connection closed %lld ms after its request\n",
-	       st->name, IDLE_ARG, took);
-	/* The busy one was never idle that long: still open and served. */
-	request_on(busy, REQ_ROOT, &r, "busy client after the idle one was closed");
-	assert_root(&r, true, "busy client after the idle one was closed");
-	http_response_free(&r);
-	close(idle);
-	close(busy);
+	root_on(idle, REQ_ROOT, true, "GET / before idling");
+	closed_while_busy(idle, start, "an idle kept-alive connection");
 }
 END_TEST
 
 START_TEST(stalled_half_head_closed)
 {
-	static const char *const args[] = { "-t", IDLE_ARG, NULL };
-	struct http_response r;
-	long long start, took;
-	int stalled, busy;
+	int stalled;
+	long long start;
 
-	use_step(_i);
-	start_server(args);
-	busy = connect_or_fail();
+	start_step(_i, idle_args);
 	/* Timed from before the connect: the server's idle clock starts at accept. */
 	start = now_ms();
 	stalled = connect_or_fail();
 	send_or_fail(stalled, HALF_HEAD, strlen(HALF_HEAD), "half a head");
-	took = close_while_busy(stalled, busy, start, "a client stalled in its head");
-	ck_assert_msg(took >= IDLE_MIN_MS,
-		      "%s: -t %s: a stalled client was closed after %lld ms, before %s s",
-		      st->name, IDLE_ARG, took, IDLE_ARG);
-	printf("%s: -t %s: client stalled in its head closed after %lld ms\n", st->name,
-	       IDLE_ARG, took);
-	request_on(busy, REQ_ROOT, &r, "busy client after the stalled one was closed");
-	assert_root(&r, true, "busy client after the stalled one was closed");
-	http_response_free(&r);
-	close(stalled);
-	close(busy);
+	closed_while_busy(stalled, start, "a client stalled in its head");
 }
 END_TEST
 
@@ -918,51 +595,59 @@ static void assert_recovers(int base, const char *what)
 	assert_fds_back(base, msg);
 }
 
+/*
+ * With the server's fds counted into *@base: @who, a served connection
+ * that has just asked for /large with a small receive buffer, so that
+ * the body stays in flight.  Returns it.
+ */
+static int asked_for_large(int *base, const char *who)
+{
+	int fd;
+
+	*base = fd_baseline();
+	fd = served_connection(SLOT_FREE_MS, who);
+	small_rcvbuf(fd);
+	send_or_fail(fd, REQ_LARGE, strlen(REQ_LARGE), "GET /large");
+	return fd;
+}
+
 START_TEST(reset_mid_request)
 {
 	static const char *const args[] = { "-c", "1", NULL };
 	int base, fd;
 
-	use_step(_i);
-	start_server(args);
+	start_step(_i, args);
 	base = fd_baseline();
 	/* Served once: it holds the slot, and its recv is armed again. */
 	fd = served_connection(SLOT_FREE_MS, "the client that will reset");
 	send_or_fail(fd, HALF_HEAD, strlen(HALF_HEAD), "half of a second request");
 	sleep_ms(50);
-	ck_assert_msg(tcp_abort(fd) == 0, "%s: %s", st->name, harness_error());
+	reset_or_fail(fd);
 	assert_recovers(base, "a reset in the middle of a request");
 }
 END_TEST
 
+/* One slot, and a /large still being sent when its client goes. */
+static const char *const one_slot_large[] = { "-c", "1", "-l", RESET_LARGE_ARG, NULL };
+
 START_TEST(reset_mid_response)
 {
-	static const char *const args[] = { "-c", "1", "-l", RESET_LARGE_ARG, NULL };
 	int base, fd;
 
-	use_step(_i);
-	start_server(args);
-	base = fd_baseline();
-	fd = served_connection(SLOT_FREE_MS, "the client that will reset");
-	small_rcvbuf(fd);
-	send_or_fail(fd, REQ_LARGE, strlen(REQ_LARGE), "GET /large of 8 MiB");
+	start_step(_i, one_slot_large);
+	fd = asked_for_large(&base, "the client that will reset");
 	read_some(fd, READ_BEFORE_RESET, "the start of an 8 MiB /large");
-	ck_assert_msg(tcp_abort(fd) == 0, "%s: %s", st->name, harness_error());
+	reset_or_fail(fd);
 	assert_recovers(base, "a reset in the middle of an 8 MiB response");
 }
 END_TEST
 
 START_TEST(close_without_reading)
 {
-	static const char *const args[] = { "-c", "1", "-l", RESET_LARGE_ARG, NULL };
 	int base, fd;
 
-	use_step(_i);
-	start_server(args);
-	base = fd_baseline();
-	fd = served_connection(SLOT_FREE_MS, "the client that will not read");
-	small_rcvbuf(fd);
-	send_or_fail(fd, REQ_LARGE, strlen(REQ_LARGE), "GET /large of 8 MiB");
+	start_step(_i, one_slot_large);
+	fd = asked_for_large(&base, "the client that will not read");
 	/* Gone before the first byte of the body is read: the sends meet a RST. */
 	close(fd);
 	assert_recovers(base, "a client that closed without reading its 8 MiB");
@@ -1028,8 +713,7 @@ START_TEST(abusive_clients_leak_no_slot)
 	int held[ABUSE_SLOTS];
 	char what[96];
 
-	use_step(_i);
-	start_server(args);
+	start_step(_i, args);
 	base = fd_baseline();
 	for (wave = 0; wave < ABUSE_WAVES; wave++) {
 		served += abuse_wave(wave, &reading);
@@ -1071,10 +755,10 @@ START_TEST(zc_large_exact_sizes)
 		snprintf(what, sizeof(what), "GET /large with -l %s", sizes[i]);
 		fd = connect_or_fail();
 		request_on(fd, REQ_LARGE, &r, what);
-		assert_large(&r, strtoul(sizes[i], NULL, 10), true, what);
+		assert_large_conn(&r, strtoul(sizes[i], NULL, 10), true, what);
 		http_response_free(&r);
 		close(fd);
-		stop_server(what);
+		stop_server(SIGINT, what);
 		server_cleanup(&srv);
 	}
 }
@@ -1086,8 +770,7 @@ START_TEST(zc_concurrent_large)
 	char what[64];
 	int got, i;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	if (zero_copy_unavailable())
 		return;
 	memset(r, 0, sizeof(r));
@@ -1096,7 +779,7 @@ START_TEST(zc_concurrent_large)
 		      st->name, got, ZC_CONCURRENT, harness_error());
 	for (i = 0; i < ZC_CONCURRENT; i++) {
 		snprintf(what, sizeof(what), "concurrent /large %d of %d", i + 1, ZC_CONCURRENT);
-		assert_large(&r[i], DEFAULT_LARGE, true, what);
+		assert_large_conn(&r[i], DEFAULT_LARGE, true, what);
 		http_response_free(&r[i]);
 	}
 }
@@ -1109,21 +792,17 @@ START_TEST(zc_partial_read_then_close)
 	struct http_response r;
 	int base, fd;
 
-	use_step(_i);
-	start_server(args);
+	start_step(_i, args);
 	if (zero_copy_unavailable())
 		return;
-	base = fd_baseline();
-	fd = served_connection(SLOT_FREE_MS, "the client that reads part of 16 MiB");
-	small_rcvbuf(fd);
-	send_or_fail(fd, REQ_LARGE, strlen(REQ_LARGE), "GET /large of 16 MiB");
+	fd = asked_for_large(&base, "the client that reads part of 16 MiB");
 	read_some(fd, DEFAULT_LARGE, "the first MiB of a 16 MiB /large");
 	close(fd);
 	assert_recovers(base, "a client that read 1 of 16 MiB and closed");
 	/* The registered body is intact for the next reader. */
 	fd = served_connection(SLOT_FREE_MS, "GET /large after the partial reader");
 	request_on(fd, REQ_LARGE, &r, "GET /large of 16 MiB after the partial reader");
-	assert_large(&r, 16777216, true, "GET /large of 16 MiB after the partial reader");
+	assert_large_conn(&r, 16777216, true, "GET /large of 16 MiB after the partial reader");
 	http_response_free(&r);
 	close(fd);
 }
@@ -1151,8 +830,7 @@ START_TEST(zc_exit_report)
 	char what[64];
 	int fd, i;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	if (zero_copy_unavailable())
 		return;
 	if (!kernel_reports_copies(release, sizeof(release))) {
@@ -1171,24 +849,21 @@ START_TEST(zc_exit_report)
 	for (i = 0; i < ZC_REPORT_KEPT; i++) {
 		snprintf(what, sizeof(what), "kept-alive GET /large %d", i + 1);
 		request_on(fd, REQ_LARGE, &r, what);
-		assert_large(&r, DEFAULT_LARGE, true, what);
+		assert_large_conn(&r, DEFAULT_LARGE, true, what);
 		http_response_free(&r);
 	}
-	request_on(fd, REQ_ROOT_CLOSE, &r, "GET / with Connection: close after 4 /large");
-	assert_root(&r, false, "GET / with Connection: close after 4 /large");
-	http_response_free(&r);
-	assert_closes(fd, CLOSE_AFTER_MS, "after the kept-alive /large sends");
+	root_on(fd, REQ_ROOT_CLOSE, false, "GET / with Connection: close after 4 /large");
 	close(fd);
 	for (i = 0; i < ZC_REPORT_CLOSED; i++) {
 		snprintf(what, sizeof(what), "GET /large %d with Connection: close", i + 1);
 		fd = connect_or_fail();
 		request_on(fd, REQ_LARGE_CLOSE, &r, what);
-		assert_large(&r, DEFAULT_LARGE, false, what);
+		assert_large_conn(&r, DEFAULT_LARGE, false, what);
 		http_response_free(&r);
 		assert_closes(fd, CLOSE_AFTER_MS, what);
 		close(fd);
 	}
-	stop_server("SIGINT after zero-copy sends");
+	stop_server(SIGINT, "SIGINT after zero-copy sends");
 	server_stdout(&srv, out, sizeof(out));
 	line = strstr(out, "zero-copy sends: ");
 	ck_assert_msg(line && sscanf(line, "zero-copy sends: %lu without a copy, %lu copied by the kernel",
@@ -1209,34 +884,11 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------ */
 
-static TCase *new_tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_unchecked_fixture(tc, NULL, reap_orphans);
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
-/* A test runs once per suite, with _i the index of the suite's step. */
-#define ADD(tc, fn) tcase_add_loop_test(tc, fn, idx, idx + 1)
-
 Suite *keepalive_suite(int idx, const char *root)
 {
-	const struct step *sp = &steps[idx];
-	/* Check keeps the pointer: the name must outlive this call. */
-	static char names[32][128];
-	char *name = names[idx % 32];
-	Suite *s;
-	TCase *tc;
+	Suite *s = step_suite_create(idx, "keepalive", root);
+	TCase *tc = new_tcase(s, "keepalive", 30);
 
-	snprintf(repo_root, sizeof(repo_root), "%s", root);
-	snprintf(name, sizeof(names[0]), "%s/keepalive", sp->name);
-	s = suite_create(name);
-
-	tc = new_tcase(s, "keepalive", 30);
 	ADD(tc, thousand_requests_one_connection);
 	ADD(tc, pipelined_answered_in_order);
 	ADD(tc, large_then_root);
@@ -1262,7 +914,7 @@ Suite *keepalive_suite(int idx, const char *root)
 	ADD(tc, close_without_reading);
 	ADD(tc, abusive_clients_leak_no_slot);
 
-	if (sp->zero_copy) {
+	if (steps[idx].zero_copy) {
 		tc = new_tcase(s, "zerocopy", 60);
 		ADD(tc, zc_large_exact_sizes);
 		ADD(tc, zc_concurrent_large);

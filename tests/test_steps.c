@@ -28,15 +28,15 @@
  *	CK_TIMEOUT_MULTIPLIER=3			for slow builds (SANITIZE=1)
  *
  * Each test runs in its own process (Check's fork mode) and starts its
- * own server on an ephemeral port of 127.0.0.1; the checked teardown kills
- * whatever is left.  A missing server binary fails every test of its
+ * own server on an ephemeral port of 127.0.0.1; the checked teardown of
+ * the fixture every suite shares (fixture.h) kills whatever is left.
+ * A missing server binary fails every test of its
  * suite: "make test" builds all steps first, so a missing one is a bug.
  */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,47 +46,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "harness.h"
-#include "steps.h"
+#include "fixture.h"
 #include "test_faults.h"
 #include "test_keepalive.h"
 
-#define HOST_HDR "Host: 127.0.0.1\r\n"
-#define REQ_ROOT "GET / HTTP/1.1\r\n" HOST_HDR "\r\n"
-#define REQ_ROOT_CLOSE "GET / HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n"
-#define REQ_LARGE "GET /large HTTP/1.1\r\n" HOST_HDR "\r\n"
-
-static const char canonical_root[] =
-	"HTTP/1.1 200 OK\r\n"
-	"Content-Type: text/plain\r\n"
-	"Content-Length: 17\r\n"
-	"Connection: close\r\n"
-	"\r\n"
-	NICE_DAY;
-
-#define DEFAULT_LARGE 1048576
-#define HEADER_LIMIT 8192
-#define STOP_DEADLINE_MS 1000
 #define SYSCALL_REQUESTS 200		/* a new connection each */
 #define SYSCALL_REQUESTS_KEEP_ALIVE 1000	/* all on one connection */
 #define FD_LEAK_CONNECTIONS 500
 #define MANY_CLIENTS 50
 
 static char repo_root[PATH_MAX];
-
-/* State of the running test; each test is its own process. */
-static const struct step *st;
-static char server_path[PATH_MAX + 64];
-static struct server srv;
-static bool srv_started;	/* teardown checks it did not die */
-static struct strace_run tracer;
-static pid_t load_pid;
-
-static void use_step(int i)
-{
-	st = &steps[i];
-	snprintf(server_path, sizeof(server_path), "%s/%s/server", repo_root, st->name);
-}
 
 static enum read_mode step_mode(void)
 {
@@ -98,103 +67,7 @@ static const char *root_response(void)
 	return st->root_response ? st->root_response : canonical_root;
 }
 
-static void start_server_at(const char *const *args, const char *addr)
-{
-	int ret;
-
-	ret = server_start(&srv, server_path, args, addr);
-	ck_assert_msg(ret == 0, "%s: starting %s: %s", st->name, server_path,
-		      harness_error());
-	srv_started = true;
-}
-
-static void start_server(const char *const *args)
-{
-	start_server_at(args, "127.0.0.1");
-}
-
-/* The server must still be serving; a crash gets named with its stderr. */
-static void assert_running(void)
-{
-	char status[64], err[512];
-
-	ck_assert_msg(server_alive(&srv), "%s: server died: %s; stderr: %s", st->name,
-		      wstatus_str(srv.wstatus, status, sizeof(status)),
-		      server_stderr(&srv, err, sizeof(err)));
-}
-
-/* The server is stopped on purpose from here on. */
-static void stop_expected(void)
-{
-	srv_started = false;
-}
-
-static void setup(void)
-{
-	memset(&srv, 0, sizeof(srv));
-	srv.out_fd = -1;
-	srv.err_fd = -1;
-	memset(&tracer, 0, sizeof(tracer));
-	tracer.err_fd = -1;
-	tracer.reaped = true;
-	srv_started = false;
-	load_pid = 0;
-}
-
-static void teardown(void)
-{
-	char status[64] = "", err[512] = "";
-	bool died = false;
-	int wstatus;
-
-	if (load_pid > 0) {
-		kill(load_pid, SIGKILL);
-		waitpid(load_pid, &wstatus, 0);
-		load_pid = 0;
-	}
-	strace_cleanup(&tracer);
-	if (srv_started && !server_alive(&srv)) {
-		died = true;
-		wstatus_str(srv.wstatus, status, sizeof(status));
-		server_stderr(&srv, err, sizeof(err));
-	}
-	server_cleanup(&srv);
-	ck_assert_msg(!died, "%s: server died during the test: %s; stderr: %s",
-		      st ? st->name : "?", status, err);
-}
-
-/* Parent side, between tcases: collect servers orphaned by killed tests. */
-static void reap_orphans(void)
-{
-	int wstatus;
-
-	while (waitpid(-1, &wstatus, WNOHANG) > 0)
-		;
-}
-
 /* ---- response checks ----------------------------------------------- */
-
-static void exchange(const char *req, size_t len, enum read_mode mode,
-		     struct http_response *r)
-{
-	char q[256];
-	int ret;
-
-	ret = http_exchange(srv.port, req, len, mode, r);
-	ck_assert_msg(ret == 0, "%s: request %s: %s", st->name,
-		      quote_bytes(req, len, q, sizeof(q)), harness_error());
-}
-
-static void assert_exact(const struct http_response *r, const char *want,
-			 const char *what)
-{
-	char got[512], exp[512];
-
-	ck_assert_msg(r->raw_len == strlen(want) && !memcmp(r->raw, want, r->raw_len),
-		      "%s: %s: got %zu bytes %s, want %zu bytes %s", st->name, what,
-		      r->raw_len, quote_bytes(r->raw, r->raw_len, got, sizeof(got)),
-		      strlen(want), quote_bytes(want, strlen(want), exp, sizeof(exp)));
-}
 
 static void assert_header(const struct http_response *r, const char *name,
 			  const char *want, bool prefix, const char *what)
@@ -222,24 +95,6 @@ static void assert_ok_body(const struct http_response *r, const char *body,
 		      quote_bytes(r->body, r->body_len, q, sizeof(q)), body);
 }
 
-static void assert_large(const struct http_response *r, size_t want, const char *what)
-{
-	char line[128];
-	size_t bad = 0;
-
-	ck_assert_msg(r->status == 200, "%s: %s: status line \"%s\", want 200", st->name,
-		      what, http_status_line(r, line, sizeof(line)));
-	ck_assert_msg(r->content_length == (long)want,
-		      "%s: %s: Content-Length %ld, want %zu", st->name, what,
-		      r->content_length, want);
-	ck_assert_msg(r->body_len == want, "%s: %s: got %zu body bytes, want %zu",
-		      st->name, what, r->body_len, want);
-	ck_assert_msg(large_body_ok(r->body, r->body_len, &bad),
-		      "%s: %s: body byte %zu is 0x%02x, want 0x%02x", st->name, what, bad,
-		      (unsigned char)r->body[bad],
-		      (unsigned char)NICE_DAY[bad % (sizeof(NICE_DAY) - 1)]);
-}
-
 /*
  * An error must be a complete response (by Content-Length, text/plain,
  * non-empty body) and the server must close the connection after it.
@@ -262,45 +117,37 @@ static void expect_error(const char *req, size_t len, const char *status_line)
 	http_response_free(&r);
 }
 
-/* "GET / HTTP/1.1" plus filler headers, exactly @total bytes with CRLFCRLF. */
-static char *request_of_size(size_t total)
-{
-	static const char head[] = "GET / HTTP/1.1\r\n" HOST_HDR;
-	/* "X-FillNNN: " + at least one byte of value + CRLF */
-	const size_t prefix = 11, min_line = prefix + 1 + 2;
-	size_t len = sizeof(head) - 1, left, line, i;
-	char *req;
+/* ---- tcase http ------------------------------------------------------ */
 
-	ck_assert_uint_ge(total, len + min_line + 2);
-	req = malloc(total + 1);
-	ck_assert_ptr_nonnull(req);
-	memcpy(req, head, len);
-	/* ~100-byte header lines, like a browser's; the last one takes the rest. */
-	for (i = 0; (left = total - 2 - len) > 0; i++) {
-		line = left >= 100 + min_line ? 100 : left;
-		snprintf(req + len, prefix + 1, "X-Fill%03zu: ", i % 1000);
-		len += prefix;
-		memset(req + len, 'a', line - prefix - 2);
-		len += line - prefix - 2;
-		memcpy(req + len, "\r\n", 2);
-		len += 2;
-	}
-	memcpy(req + len, "\r\n", 2);
-	req[total] = '\0';
-	return req;
+/*
+ * Read the answer to GET / with Connection: close on @fd until the server
+ * closes: the step's bytes exactly.  Closes @fd.
+ */
+static void read_root_exact(int fd, const char *what)
+{
+	struct http_response r = { 0 };
+	int ret;
+
+	ret = http_read(fd, READ_TO_EOF, IO_TIMEOUT_MS, &r);
+	ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
+	close(fd);
+	assert_exact(&r, root_response(), what);
+	http_response_free(&r);
 }
 
-/* ---- tcase http ------------------------------------------------------ */
+/* GET / with Connection: close on a new connection, answered exactly. */
+static void get_root_exact(const char *what)
+{
+	int fd = connect_or_fail();
+
+	send_or_fail(fd, REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), what);
+	read_root_exact(fd, what);
+}
 
 START_TEST(get_root_exact_bytes)
 {
-	struct http_response r = { 0 };
-
-	use_step(_i);
-	start_server(NULL);
-	exchange(REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), READ_TO_EOF, &r);
-	assert_exact(&r, root_response(), "GET / with Connection: close");
-	http_response_free(&r);
+	start_step(_i, NULL);
+	get_root_exact("GET / with Connection: close");
 }
 END_TEST
 
@@ -309,8 +156,7 @@ START_TEST(get_root_http10)
 	static const char req[] = "GET / HTTP/1.0\r\n\r\n";
 	struct http_response r = { 0 };
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	exchange(req, strlen(req), READ_BY_LENGTH, &r);
 	assert_ok_body(&r, NICE_DAY, "HTTP/1.0 GET /");
 	assert_header(&r, "Content-Type", "text/plain", false, "HTTP/1.0 GET /");
@@ -318,18 +164,23 @@ START_TEST(get_root_http10)
 }
 END_TEST
 
-START_TEST(closes_after_response)
+/* @req on a connection of its own: GET /'s body, then the server closes. */
+static void get_root_then_close(const char *req, const char *what)
 {
 	struct http_response r = { 0 };
 
-	use_step(_i);
-	start_server(NULL);
-	/* No Connection header: closing is the server's own choice here. */
-	exchange(REQ_ROOT, strlen(REQ_ROOT), READ_TO_EOF, &r);
-	ck_assert_msg(r.eof, "%s: no close after the response", st->name);
-	assert_ok_body(&r, NICE_DAY, "GET / without Connection header");
-	assert_header(&r, "Connection", "close", false, "GET /");
+	exchange(req, strlen(req), READ_TO_EOF, &r);
+	ck_assert_msg(r.eof, "%s: %s: no close after the response", st->name, what);
+	assert_ok_body(&r, NICE_DAY, what);
+	assert_header(&r, "Connection", "close", false, what);
 	http_response_free(&r);
+}
+
+START_TEST(closes_after_response)
+{
+	start_step(_i, NULL);
+	/* No Connection header: closing is the server's own choice here. */
+	get_root_then_close(REQ_ROOT, "GET / without Connection header");
 }
 END_TEST
 
@@ -339,14 +190,11 @@ START_TEST(keep_alive_reuses_connection)
 	char what[64];
 	int fd, i, ret;
 
-	use_step(_i);
-	start_server(NULL);
-	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd >= 0, "%s: %s", st->name, harness_error());
+	start_step(_i, NULL);
+	fd = connect_or_fail();
 	for (i = 0; i < 3; i++) {
 		snprintf(what, sizeof(what), "request %d on one connection", i + 1);
-		ret = send_all(fd, REQ_ROOT, strlen(REQ_ROOT), IO_TIMEOUT_MS);
-		ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
+		send_or_fail(fd, REQ_ROOT, strlen(REQ_ROOT), what);
 		ret = http_read(fd, READ_BY_LENGTH, IO_TIMEOUT_MS, &r);
 		ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
 		ck_assert_msg(!r.eof, "%s: %s: server closed a keep-alive connection",
@@ -361,54 +209,44 @@ END_TEST
 
 START_TEST(keep_alive_honours_close)
 {
-	struct http_response r = { 0 };
-
-	use_step(_i);
-	start_server(NULL);
-	exchange(REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), READ_TO_EOF, &r);
-	ck_assert_msg(r.eof, "%s: no close after Connection: close", st->name);
-	assert_ok_body(&r, NICE_DAY, "GET / with Connection: close");
-	assert_header(&r, "Connection", "close", false, "GET / with Connection: close");
-	http_response_free(&r);
+	start_step(_i, NULL);
+	get_root_then_close(REQ_ROOT_CLOSE, "GET / with Connection: close");
 }
 END_TEST
 
-START_TEST(large_default_size)
+/* GET /large on a connection of its own: @want bytes of the text. */
+static void get_large(size_t want, const char *what)
 {
 	struct http_response r = { 0 };
 
-	use_step(_i);
-	start_server(NULL);
 	exchange(REQ_LARGE, strlen(REQ_LARGE), step_mode(), &r);
-	assert_large(&r, DEFAULT_LARGE, "GET /large with the default size");
+	assert_large(&r, want, what);
 	http_response_free(&r);
+}
+
+START_TEST(large_default_size)
+{
+	start_step(_i, NULL);
+	get_large(DEFAULT_LARGE, "GET /large with the default size");
 }
 END_TEST
 
 START_TEST(large_custom_size)
 {
 	static const char *const args[] = { "-l", "100000", NULL };
-	struct http_response r = { 0 };
 
-	use_step(_i);
-	start_server(args);
-	exchange(REQ_LARGE, strlen(REQ_LARGE), step_mode(), &r);
+	start_step(_i, args);
 	/* 100000 is not a multiple of 17: the text is cut mid-line. */
-	assert_large(&r, 100000, "GET /large with -l 100000");
-	http_response_free(&r);
+	get_large(100000, "GET /large with -l 100000");
 }
 END_TEST
 
 START_TEST(large_small_size)
 {
 	static const char *const args[] = { "-l", "5", NULL };
-	struct http_response r = { 0 };
 
-	use_step(_i);
-	start_server(args);
-	exchange(REQ_LARGE, strlen(REQ_LARGE), step_mode(), &r);
-	assert_large(&r, 5, "GET /large with -l 5");
-	http_response_free(&r);
+	start_step(_i, args);
+	get_large(5, "GET /large with -l 5");
 }
 END_TEST
 
@@ -418,18 +256,15 @@ START_TEST(large_slow_reader)
 	struct http_response r = { 0 };
 	int fd, ret, small = 16384;
 
-	use_step(_i);
-	start_server(args);
-	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd >= 0, "%s: %s", st->name, harness_error());
+	start_step(_i, args);
+	fd = connect_or_fail();
 	/*
 	 * A small receive window, a pause and a slow reader force the
 	 * server's sends to come back short; it must carry on where they
 	 * stopped.
 	 */
 	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
-	ret = send_all(fd, REQ_LARGE, strlen(REQ_LARGE), IO_TIMEOUT_MS);
-	ck_assert_msg(ret == 0, "%s: %s", st->name, harness_error());
+	send_or_fail(fd, REQ_LARGE, strlen(REQ_LARGE), "GET /large");
 	sleep_ms(100);
 	ret = http_read_slow(fd, step_mode(), 10000, 16384, 1000, &r);
 	ck_assert_msg(ret == 0, "%s: slow reader: %s", st->name, harness_error());
@@ -439,37 +274,43 @@ START_TEST(large_slow_reader)
 }
 END_TEST
 
+/*
+ * expect_error() for each request @fmt makes of one of the @n @parts, and
+ * the server still runs after them all.
+ */
+static void expect_errors(const char *fmt, const char *const *parts, size_t n,
+			  const char *status_line)
+{
+	char req[128];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(req, sizeof(req), fmt, parts[i]);
+		expect_error(req, strlen(req), status_line);
+	}
+	assert_running();
+}
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
 START_TEST(not_found_404)
 {
 	static const char *const paths[] = { "/nope", "/index.html", "/large/", "/largex",
 					     "//", "/LARGE" };
-	char req[128];
-	size_t i;
 
-	use_step(_i);
-	start_server(NULL);
-	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\n" HOST_HDR "\r\n", paths[i]);
-		expect_error(req, strlen(req), "HTTP/1.1 404 Not Found");
-	}
-	assert_running();
+	start_step(_i, NULL);
+	expect_errors("GET %s HTTP/1.1\r\n" HOST_HDR "\r\n", paths, ARRAY_SIZE(paths),
+		      "HTTP/1.1 404 Not Found");
 }
 END_TEST
 
 START_TEST(method_405)
 {
 	static const char *const methods[] = { "POST", "PUT", "DELETE", "OPTIONS", "PATCH" };
-	char req[128];
-	size_t i;
 
-	use_step(_i);
-	start_server(NULL);
-	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-		snprintf(req, sizeof(req),
-			 "%s / HTTP/1.1\r\n" HOST_HDR "Content-Length: 0\r\n\r\n", methods[i]);
-		expect_error(req, strlen(req), "HTTP/1.1 405 Method Not Allowed");
-	}
-	assert_running();
+	start_step(_i, NULL);
+	expect_errors("%s / HTTP/1.1\r\n" HOST_HDR "Content-Length: 0\r\n\r\n", methods,
+		      ARRAY_SIZE(methods), "HTTP/1.1 405 Method Not Allowed");
 }
 END_TEST
 
@@ -493,16 +334,10 @@ START_TEST(bad_request_line_400)
 		"GE\x7fT / HTTP/1.1",	/* DEL in the method */
 		"G(T / HTTP/1.1",	/* not a token character */
 	};
-	char req[128];
-	size_t i;
 
-	use_step(_i);
-	start_server(NULL);
-	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-		snprintf(req, sizeof(req), "%s\r\n" HOST_HDR "\r\n", lines[i]);
-		expect_error(req, strlen(req), "HTTP/1.1 400 Bad Request");
-	}
-	assert_running();
+	start_step(_i, NULL);
+	expect_errors("%s\r\n" HOST_HDR "\r\n", lines, ARRAY_SIZE(lines),
+		      "HTTP/1.1 400 Bad Request");
 }
 END_TEST
 
@@ -510,8 +345,7 @@ START_TEST(headers_too_large_431)
 {
 	char *req;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	req = request_of_size(9000);
 	expect_error(req, 9000, "HTTP/1.1 431 Request Header Fields Too Large");
 	free(req);
@@ -524,8 +358,7 @@ START_TEST(header_limit_boundary)
 	struct http_response r = { 0 };
 	char *req;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	/* The limit counts the final CRLFCRLF: 8192 fits, 8193 does not. */
 	req = request_of_size(HEADER_LIMIT);
 	exchange(req, HEADER_LIMIT, step_mode(), &r);
@@ -541,46 +374,28 @@ END_TEST
 
 START_TEST(request_one_byte_at_a_time)
 {
-	struct http_response r = { 0 };
 	int fd, ret;
 
-	use_step(_i);
-	start_server(NULL);
-	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd >= 0, "%s: %s", st->name, harness_error());
+	start_step(_i, NULL);
+	fd = connect_or_fail();
 	ret = send_bytewise(fd, REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), 1000);
 	ck_assert_msg(ret == 0, "%s: sending byte by byte: %s", st->name, harness_error());
-	ret = http_read(fd, READ_TO_EOF, IO_TIMEOUT_MS, &r);
-	ck_assert_msg(ret == 0, "%s: request sent byte by byte: %s", st->name,
-		      harness_error());
-	close(fd);
-	assert_exact(&r, root_response(), "GET / sent one byte at a time");
-	http_response_free(&r);
+	read_root_exact(fd, "GET / sent one byte at a time");
 }
 END_TEST
 
 START_TEST(request_split_before_terminator)
 {
 	static const char part1[] = "GET / HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r";
-	struct http_response r = { 0 };
-	int fd, ret;
+	int fd;
 
-	use_step(_i);
-	start_server(NULL);
-	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd >= 0, "%s: %s", st->name, harness_error());
-	ret = send_all(fd, part1, strlen(part1), IO_TIMEOUT_MS);
-	ck_assert_msg(ret == 0, "%s: %s", st->name, harness_error());
+	start_step(_i, NULL);
+	fd = connect_or_fail();
+	send_or_fail(fd, part1, strlen(part1), "GET / up to its final LF");
 	/* Long enough for the server to have read the first part alone. */
 	sleep_ms(50);
-	ret = send_all(fd, "\n", 1, IO_TIMEOUT_MS);
-	ck_assert_msg(ret == 0, "%s: %s", st->name, harness_error());
-	ret = http_read(fd, READ_TO_EOF, IO_TIMEOUT_MS, &r);
-	ck_assert_msg(ret == 0, "%s: request split inside CRLFCRLF: %s", st->name,
-		      harness_error());
-	close(fd);
-	assert_exact(&r, root_response(), "GET / split inside the final CRLFCRLF");
-	http_response_free(&r);
+	send_or_fail(fd, "\n", 1, "the final LF");
+	read_root_exact(fd, "GET / split inside the final CRLFCRLF");
 }
 END_TEST
 
@@ -594,8 +409,7 @@ START_TEST(bind_address_option)
 	start_server_at(args, "127.0.0.2");
 	fd = tcp_connect_addr("127.0.0.2", srv.port, IO_TIMEOUT_MS);
 	ck_assert_msg(fd >= 0, "%s: -a 127.0.0.2: %s", st->name, harness_error());
-	ret = send_all(fd, REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), IO_TIMEOUT_MS);
-	ck_assert_msg(ret == 0, "%s: %s", st->name, harness_error());
+	send_or_fail(fd, REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), "GET / on 127.0.0.2");
 	ret = http_read(fd, READ_TO_EOF, IO_TIMEOUT_MS, &r);
 	ck_assert_msg(ret == 0, "%s: -a 127.0.0.2: %s", st->name, harness_error());
 	close(fd);
@@ -612,13 +426,9 @@ END_TEST
 START_TEST(spin_option_serves)
 {
 	static const char *const args[] = { "-s", "50", NULL };
-	struct http_response r = { 0 };
 
-	use_step(_i);
-	start_server(args);
-	exchange(REQ_ROOT_CLOSE, strlen(REQ_ROOT_CLOSE), READ_TO_EOF, &r);
-	assert_exact(&r, root_response(), "GET / with -s 50");
-	http_response_free(&r);
+	start_step(_i, args);
+	get_root_exact("GET / with -s 50");
 }
 END_TEST
 
@@ -691,22 +501,6 @@ END_TEST
 
 /* ---- tcase lifecycle ------------------------------------------------- */
 
-static void stop_and_check(int sig, const char *what)
-{
-	char status[64], err[512];
-	long elapsed = 0;
-	int ret;
-
-	stop_expected();
-	ret = server_stop(&srv, sig, STOP_DEADLINE_MS, &elapsed);
-	ck_assert_msg(ret == 0, "%s: %s: %s; stderr: %s", st->name, what, harness_error(),
-		      server_stderr(&srv, err, sizeof(err)));
-	ck_assert_msg(WIFEXITED(srv.wstatus) && WEXITSTATUS(srv.wstatus) == 0,
-		      "%s: %s: %s after %ld ms, want exit 0; stderr: %s", st->name, what,
-		      wstatus_str(srv.wstatus, status, sizeof(status)), elapsed,
-		      server_stderr(&srv, err, sizeof(err)));
-}
-
 /* One request first, so that the stop is not only tested on a cold server. */
 static void serve_one(void)
 {
@@ -719,27 +513,24 @@ static void serve_one(void)
 
 START_TEST(stop_sigint_idle)
 {
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	serve_one();
-	stop_and_check(SIGINT, "SIGINT when idle");
+	stop_server(SIGINT, "SIGINT when idle");
 }
 END_TEST
 
 START_TEST(stop_sigterm_idle)
 {
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	serve_one();
-	stop_and_check(SIGTERM, "SIGTERM when idle");
+	stop_server(SIGTERM, "SIGTERM when idle");
 }
 END_TEST
 
 START_TEST(stop_sigint_before_any_request)
 {
-	use_step(_i);
-	start_server(NULL);
-	stop_and_check(SIGINT, "SIGINT right after start");
+	start_step(_i, NULL);
+	stop_server(SIGINT, "SIGINT right after start");
 }
 END_TEST
 
@@ -748,16 +539,13 @@ START_TEST(stop_with_open_connections)
 	static const char partial[] = "GET / HTTP/1.1\r\nHo";
 	int fd_partial, fd_silent;
 
-	use_step(_i);
-	start_server(NULL);
-	fd_silent = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd_silent >= 0, "%s: %s", st->name, harness_error());
-	fd_partial = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd_partial >= 0, "%s: %s", st->name, harness_error());
-	ck_assert_int_eq(send_all(fd_partial, partial, strlen(partial), IO_TIMEOUT_MS), 0);
+	start_step(_i, NULL);
+	fd_silent = connect_or_fail();
+	fd_partial = connect_or_fail();
+	send_or_fail(fd_partial, partial, strlen(partial), "half a head");
 	/* Let the server accept and block reading them before the signal. */
 	sleep_ms(100);
-	stop_and_check(SIGINT, "SIGINT with a silent and a half-sent request open");
+	stop_server(SIGINT, "SIGINT with a silent and a half-sent request open");
 	close(fd_partial);
 	close(fd_silent);
 }
@@ -793,34 +581,20 @@ static void load_loop(uint16_t port, int clients, int ready_fd)
 
 START_TEST(stop_sigint_under_load)
 {
-	int pipefd[2], ret, clients;
-	struct pollfd pfd;
-	char c;
+	int pipefd[2], clients;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	clients = st->concurrent ? 20 : 2;
 	ck_assert_int_eq(pipe(pipefd), 0);
-	fflush(NULL);
-	load_pid = fork();
-	ck_assert_msg(load_pid >= 0, "fork: %s", strerror(errno));
-	if (load_pid == 0) {
+	if (fork_load() == 0) {
 		close(pipefd[0]);
 		load_loop(srv.port, clients, pipefd[1]);
 	}
 	close(pipefd[1]);
-	/* Wait for the load to be flowing, not just started. */
-	pfd.fd = pipefd[0];
-	pfd.events = POLLIN;
-	do {
-		ret = poll(&pfd, 1, IO_TIMEOUT_MS);
-	} while (ret < 0 && errno == EINTR);
-	if (ret == 1)
-		ret = (int)read(pipefd[0], &c, 1);
+	wait_load_flowing(pipefd[0], "the load");
 	close(pipefd[0]);
-	ck_assert_msg(ret == 1, "%s: the load never got a response", st->name);
 	sleep_ms(100);
-	stop_and_check(SIGINT, "SIGINT under load");
+	stop_server(SIGINT, "SIGINT under load");
 }
 END_TEST
 
@@ -832,8 +606,7 @@ START_TEST(many_concurrent_clients)
 	char what[64];
 	int got, i;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	memset(r, 0, sizeof(r));
 	got = http_many(srv.port, REQ_ROOT, MANY_CLIENTS, step_mode(), 10000, r);
 	ck_assert_msg(got == MANY_CLIENTS, "%s: %d of %d concurrent clients answered: %s",
@@ -854,8 +627,7 @@ START_TEST(concurrent_large)
 	char what[64];
 	int got, i;
 
-	use_step(_i);
-	start_server(args);
+	start_step(_i, args);
 	memset(r, 0, sizeof(r));
 	got = http_many(srv.port, REQ_LARGE, 10, step_mode(), 10000, r);
 	ck_assert_msg(got == 10, "%s: %d of 10 concurrent /large clients answered: %s",
@@ -876,13 +648,10 @@ START_TEST(slow_client_does_not_block_others)
 	long long start;
 	long took;
 
-	use_step(_i);
-	start_server(NULL);
-	fd_silent = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd_silent >= 0, "%s: %s", st->name, harness_error());
-	fd_partial = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd_partial >= 0, "%s: %s", st->name, harness_error());
-	ck_assert_int_eq(send_all(fd_partial, partial, strlen(partial), IO_TIMEOUT_MS), 0);
+	start_step(_i, NULL);
+	fd_silent = connect_or_fail();
+	fd_partial = connect_or_fail();
+	send_or_fail(fd_partial, partial, strlen(partial), "half a head");
 	sleep_ms(50);
 	start = now_ms();
 	exchange(REQ_ROOT, strlen(REQ_ROOT), step_mode(), &r);
@@ -902,16 +671,13 @@ START_TEST(silent_client_times_out)
 	int fd_silent, fd, ret;
 	long long start;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	/* A one-at-a-time server must not wait forever for a silent client. */
-	fd_silent = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd_silent >= 0, "%s: %s", st->name, harness_error());
+	fd_silent = connect_or_fail();
 	sleep_ms(50);
 	start = now_ms();
-	fd = tcp_connect(srv.port, IO_TIMEOUT_MS);
-	ck_assert_msg(fd >= 0, "%s: %s", st->name, harness_error());
-	ck_assert_int_eq(send_all(fd, REQ_ROOT, strlen(REQ_ROOT), IO_TIMEOUT_MS), 0);
+	fd = connect_or_fail();
+	send_or_fail(fd, REQ_ROOT, strlen(REQ_ROOT), "GET / behind a silent client");
 	ret = http_read(fd, step_mode(), 8000, &r);
 	ck_assert_msg(ret == 0, "%s: GET / behind a silent client: %s", st->name,
 		      harness_error());
@@ -929,8 +695,7 @@ START_TEST(no_fd_leak)
 	int base, count = -1, i;
 	long long deadline;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	/* Anything opened lazily on the first request belongs to the baseline. */
 	for (i = 0; i < 3; i++) {
 		exchange(REQ_ROOT, strlen(REQ_ROOT), step_mode(), &r);
@@ -1026,10 +791,10 @@ static double measure_syscalls(const char *const *args, int n, char *table,
 /* Stop the first measured server so that the next starts from scratch. */
 static void stop_measured_server(void)
 {
-	stop_and_check(SIGINT, "stopping the server measured with default options");
+	stop_server(SIGINT, "stopping the server measured with default options");
 	strace_cleanup(&tracer);
 	server_cleanup(&srv);
-	setup();
+	fixture_setup();
 }
 
 START_TEST(syscall_budget)
@@ -1071,8 +836,7 @@ START_TEST(idle_cpu)
 	long long t0, t1;
 	int got, i;
 
-	use_step(_i);
-	start_server(NULL);
+	start_step(_i, NULL);
 	/* Wake everything up first: an idle test of a cold server proves little. */
 	sequential_requests(20);
 	if (st->concurrent) {
@@ -1103,24 +867,10 @@ END_TEST
 
 /* ---- suites ---------------------------------------------------------- */
 
-static TCase *new_tcase(Suite *s, const char *name, double timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_unchecked_fixture(tc, NULL, reap_orphans);
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
-/* A test runs once per suite, with _i the index of the suite's step. */
-#define ADD(tc, fn) tcase_add_loop_test(tc, fn, idx, idx + 1)
-
 static Suite *step_suite(int idx)
 {
 	const struct step *sp = &steps[idx];
-	Suite *s = suite_create(sp->name);
+	Suite *s = step_suite_create(idx, NULL, repo_root);
 	TCase *tc;
 
 	tc = new_tcase(s, "http", 30);
@@ -1260,7 +1010,7 @@ int main(void)
 {
 	const char *list = getenv("STEPS");
 	SRunner *sr = NULL;
-	int failed, run, wstatus;
+	int failed, run;
 	size_t i;
 
 	/* Lines printed by the forked tests must not be held in a buffer. */
@@ -1291,7 +1041,6 @@ int main(void)
 	failed = srunner_ntests_failed(sr);
 	run = srunner_ntests_run(sr);
 	srunner_free(sr);
-	while (waitpid(-1, &wstatus, WNOHANG) > 0)
-		;
+	reap_orphans();
 	return failed || run == 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
