@@ -427,16 +427,15 @@ static const struct response *choose_response(enum parse_status status,
  * Whether the client may still be sending when we close after a response.
  * Closing a socket with unread bytes makes Linux send a reset instead of a
  * FIN, and a reset can destroy the response before the client has read it
- * (RFC 9112 section 9.6). The client may still send after a head we did
- * not accept, with a body, with bytes behind the head (pipelined), or if
- * it wanted the connection kept (it may pipeline). Then we close the way
- * nginx does, lingering; otherwise at once.
+ * (RFC 9112 section 9.6). Signs that it may: a head we stopped reading
+ * (malformed, too large), a body we never read, bytes behind the head (a
+ * pipelined request). Then we close the way nginx does, lingering; with
+ * no such sign, at once, as nginx does too.
  */
 static int may_send_more(enum parse_status status, const struct request *req,
 			 size_t len)
 {
-	return status != PARSE_COMPLETE || req->has_body || req->keep_alive ||
-	       len > req->head_len;
+	return status != PARSE_COMPLETE || req->has_body || len > req->head_len;
 }
 
 /* ==================== Sockets ==================== */

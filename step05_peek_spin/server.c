@@ -430,16 +430,15 @@ static const struct response *choose_response(enum parse_status status,
  * Whether the client may still be sending when we close after a response.
  * Closing a socket with unread bytes makes Linux send a reset instead of a
  * FIN, and a reset can destroy the response before the client has read it
- * (RFC 9112 section 9.6). The client may still send after a head we did
- * not accept, with a body, with bytes behind the head (pipelined), or if
- * it wanted the connection kept (it may pipeline). Then we close the way
- * nginx does, lingering; otherwise at once.
+ * (RFC 9112 section 9.6). Signs that it may: a head we stopped reading
+ * (malformed, too large), a body we never read, bytes behind the head (a
+ * pipelined request). Then we close the way nginx does, lingering; with
+ * no such sign, at once, as nginx does too.
  */
 static int may_send_more(enum parse_status status, const struct request *req,
 			 size_t len)
 {
-	return status != PARSE_COMPLETE || req->has_body || req->keep_alive ||
-	       len > req->head_len;
+	return status != PARSE_COMPLETE || req->has_body || len > req->head_len;
 }
 
 /* ==================== Sockets ==================== */
@@ -623,7 +622,10 @@ static int accept_armed;	/* an accept (or its backoff) is in flight */
 /*
  * The SQ holds QUEUE_DEPTH entries; one pass over a burst of completions
  * may queue more than that. When it has fewer than n free, hand what is
- * queued to the kernel, which frees the entries, and look again.
+ * queued to the SQ thread (io_uring_submit() publishes the tail and wakes
+ * the thread if it sleeps), then, if it has not consumed enough yet, wait
+ * in the kernel until it has: spinning on io_uring_submit() here would
+ * compete for a core with the very thread we wait for.
  */
 static void make_room(struct io_uring *ring, unsigned int n)
 {
@@ -631,6 +633,8 @@ static void make_room(struct io_uring *ring, unsigned int n)
 
 	while (io_uring_sq_space_left(ring) < n) {
 		ret = io_uring_submit(ring);
+		if (ret >= 0 && io_uring_sq_space_left(ring) < n)
+			ret = io_uring_sqring_wait(ring);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
 		    ret != -EBUSY) {
 			fprintf(stderr, "io_uring_submit: %s\n", strerror(-ret));

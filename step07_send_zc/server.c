@@ -47,6 +47,8 @@
 #define QUEUE_DEPTH		256	/* SQ entries */
 #define CQ_ENTRIES		4096	/* >= every request that can be in flight */
 #define ACCEPT_BACKOFF_MS	250	/* pause after accept ran out of fds */
+#define LINGER_MS		2000	/* after our last response, wait this long for the client's EOF */
+#define LINGER_MAX_BYTES	(1024 * 1024)	/* ... and read at most this much of what it sends */
 #define STOP_CHECK_MS		500	/* longest sleep before looking at stop_requested */
 #define SQ_THREAD_IDLE_MS	100	/* the SQ thread sleeps after this long idle */
 #define DEFAULT_SPIN_US		1000	/* spin this long without work, then sleep */
@@ -56,7 +58,6 @@
 #define BUFFER_SIZE		4096	/* bytes in one provided buffer */
 #define BUFFER_GROUP		0	/* our one buffer ring's id */
 #define DEFAULT_IDLE_SEC	30	/* close connections idle this long (-t) */
-#define SWEEP_INTERVAL_MS	1000	/* how often idle connections are looked for */
 /*
  * Below this, copying is cheaper than pinning pages and handling a second
  * completion: published measurements put the break-even between a few KiB
@@ -522,7 +523,7 @@ static int install_signal_handlers(void)
 static void report_conn_error(const char *op, int err)
 {
 	if (err == ECONNRESET || err == EPIPE || err == ETIMEDOUT ||
-	    err == EAGAIN || err == ECONNABORTED)
+	    err == EAGAIN || err == ECONNABORTED || err == ENOTCONN)
 		return;
 	fprintf(stderr, "%s: %s\n", op, strerror(err));
 }
@@ -606,11 +607,17 @@ struct conn {
 	int closing;			/* a close request owns fd */
 	int recv_armed;			/* the multishot recv is live */
 	int cancel_queued;		/* its cancel is on the way */
-	int reading_done;		/* EOF, error, last response or idle */
+	int pause_queued;		/* a cancel of the recv alone, see queue_pause() */
+	int reading_done;		/* no more requests: EOF, error, last response, idle */
+	int input_done;			/* no more reading: EOF, error, or given up */
+	int shut;			/* lingering: 1 shutdown in flight, 2 done */
 	int zc_notifs;			/* zero-copy notifications still to come */
 	int zc_counted;			/* of those, for sends that sent bytes */
-	__u64 last_active;		/* accept, or the last response sent */
+	__u64 last_active;		/* accept, bytes in, a response begun or sent */
 	size_t len;			/* request bytes in buf */
+	size_t drained;			/* bytes read and dropped while lingering */
+	int held_first, held_last;	/* buffers not yet copied to buf, or -1 */
+	unsigned int held_off;		/* bytes of held_first copied already */
 	const struct response *resp;	/* being sent, shared and read-only */
 	size_t sent;			/* how much of resp the socket took */
 	char buf[MAX_HEADER_BYTES];	/* requests, copied out of the buffers */
@@ -638,11 +645,18 @@ static struct conn *alloc_conn(int fd)
 	c->closing = 0;
 	c->recv_armed = 0;
 	c->cancel_queued = 0;
+	c->pause_queued = 0;
 	c->reading_done = 0;
+	c->input_done = 0;
+	c->shut = 0;
 	c->zc_notifs = 0;
 	c->zc_counted = 0;
 	c->last_active = now_us();
 	c->len = 0;
+	c->drained = 0;
+	c->held_first = -1;
+	c->held_last = -1;
+	c->held_off = 0;
 	c->resp = NULL;
 	c->sent = 0;
 	nr_conns++;
@@ -672,8 +686,11 @@ enum op {
 	OP_SEND,
 	OP_SEND_ZC,		/* its result, then its notification */
 	OP_CLOSE,
+	OP_SHUTDOWN,		/* lingering close: our side is done sending */
 	OP_CANCEL,		/* cancel a connection's requests */
-	OP_SWEEP,		/* periodic timeout: close idle connections */
+	OP_PAUSE,		/* cancel its recv alone: buf is full */
+	OP_SWEEP,		/* timeout: close idle connections */
+	OP_SWEEP_UPDATE,	/* move that timeout earlier */
 	OP_FD_INSTALL,		/* at exit: a stuck socket into the fd table */
 };
 
@@ -684,6 +701,7 @@ static __u64 make_user_data(enum op op, const struct conn *c)
 
 static int accept_armed;	/* an accept (or its backoff) is in flight */
 static int sweep_armed;		/* the idle sweep's timeout is in flight */
+static __u64 sweep_at;		/* when it fires, on the now_us() clock */
 static __u64 idle_timeout_us;	/* -t */
 
 /* liburing 2.3's headers predate these (Linux 6.2). */
@@ -709,7 +727,10 @@ static int can_install_fixed_fd;
 /*
  * The SQ holds QUEUE_DEPTH entries; one pass over a burst of completions
  * may queue more than that. When it has fewer than n free, hand what is
- * queued to the kernel, which frees the entries, and look again.
+ * queued to the SQ thread (io_uring_submit() publishes the tail and wakes
+ * the thread if it sleeps), then, if it has not consumed enough yet, wait
+ * in the kernel until it has: spinning on io_uring_submit() here would
+ * compete for a core with the very thread we wait for.
  */
 static void make_room(struct io_uring *ring, unsigned int n)
 {
@@ -717,6 +738,8 @@ static void make_room(struct io_uring *ring, unsigned int n)
 
 	while (io_uring_sq_space_left(ring) < n) {
 		ret = io_uring_submit(ring);
+		if (ret >= 0 && io_uring_sq_space_left(ring) < n)
+			ret = io_uring_sqring_wait(ring);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
 		    ret != -EBUSY) {
 			fprintf(stderr, "io_uring_submit: %s\n", strerror(-ret));
@@ -814,16 +837,64 @@ static void queue_cancel(struct io_uring *ring, struct conn *c)
 	c->cancel_queued = 1;
 }
 
-static void queue_sweep(struct io_uring *ring)
+static void queue_shutdown(struct io_uring *ring, struct conn *c)
 {
-	static struct __kernel_timespec interval = {
-		.tv_nsec = SWEEP_INTERVAL_MS * 1000000LL,
-	};
 	struct io_uring_sqe *sqe = get_sqe(ring);
 
-	io_uring_prep_timeout(sqe, &interval, 0, 0);
-	io_uring_sqe_set_data64(sqe, make_user_data(OP_SWEEP, NULL));
+	/* The client reads the whole response, then EOF. */
+	io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_SHUTDOWN, c));
+	sqe->flags |= IOSQE_FIXED_FILE;
+	c->shut = 1;
+}
+
+/*
+ * Backpressure: buf is full and the response ahead is still on its way,
+ * so stop reading (cancel the recv by its user_data, not the send) and
+ * let TCP make the client wait. The bytes that complete before the cancel
+ * lands are held in their buffers; process_requests() re-arms the recv
+ * once they are all in buf.
+ */
+static void queue_pause(struct io_uring *ring, struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!c->recv_armed || c->pause_queued)
+		return;
+	sqe = get_sqe(ring);
+	io_uring_prep_cancel64(sqe, make_user_data(OP_RECV, c), 0);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_PAUSE, c));
+	c->pause_queued = 1;
+}
+
+/*
+ * One timeout for all connections, set for the earliest deadline: an idle
+ * server with idle connections wakes up only when one is due. Absolute
+ * time on CLOCK_MONOTONIC, which now_us() reads too. The kernel copies the
+ * timespec when the SQ thread takes the request; should both a timeout
+ * and an update of it wait in the SQ at once, both read the later value,
+ * which is the earlier deadline: still right.
+ */
+static void arm_sweep(struct io_uring *ring, __u64 deadline)
+{
+	static struct __kernel_timespec at;
+	struct io_uring_sqe *sqe;
+
+	if (sweep_armed && sweep_at <= deadline)
+		return;
+	sqe = get_sqe(ring);
+	at.tv_sec = deadline / 1000000;
+	at.tv_nsec = deadline % 1000000 * 1000;
+	if (sweep_armed) {
+		io_uring_prep_timeout_update(sqe, &at, make_user_data(OP_SWEEP, NULL),
+					     IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(sqe, make_user_data(OP_SWEEP_UPDATE, NULL));
+	} else {
+		io_uring_prep_timeout(sqe, &at, 0, IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(sqe, make_user_data(OP_SWEEP, NULL));
+	}
 	sweep_armed = 1;
+	sweep_at = deadline;
 }
 
 /*
@@ -841,6 +912,8 @@ static const struct {
 	{ IORING_OP_CLOSE, "IORING_OP_CLOSE", "5.6" },
 	{ IORING_OP_TIMEOUT, "IORING_OP_TIMEOUT", "5.4" },
 	{ IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL", "5.5" },
+	{ IORING_OP_TIMEOUT_REMOVE, "IORING_OP_TIMEOUT_REMOVE", "5.5" },
+	{ IORING_OP_SHUTDOWN, "IORING_OP_SHUTDOWN", "5.11" },
 };
 
 static int check_kernel_support(struct io_uring *ring)
@@ -891,6 +964,64 @@ static void recycle_buffer(unsigned short bid)
 	io_uring_buf_ring_add(buf_ring, buf_pool + (size_t)bid * BUFFER_SIZE,
 			      BUFFER_SIZE, bid, io_uring_buf_ring_mask(nr_buffers), 0);
 	io_uring_buf_ring_advance(buf_ring, 1);
+}
+
+/*
+ * Bytes that do not fit in a connection's buf yet stay in their provided
+ * buffers, held in arrival order, until process_requests() makes room.
+ * Per buffer: the next one held by the same connection, and its length.
+ */
+static int held_next[MAX_BUFFERS];
+static unsigned int held_len[MAX_BUFFERS];
+
+static void hold_buffer(struct conn *c, unsigned short bid, unsigned int len,
+			unsigned int taken)
+{
+	held_next[bid] = -1;
+	held_len[bid] = len;
+	if (c->held_last < 0) {
+		c->held_first = bid;
+		c->held_off = taken;
+	} else {
+		held_next[c->held_last] = bid;
+	}
+	c->held_last = bid;
+}
+
+/* Move held bytes into buf while they fit; give back emptied buffers. */
+static void take_held(struct conn *c)
+{
+	size_t n;
+	int bid;
+
+	while ((bid = c->held_first) >= 0 && c->len < sizeof(c->buf)) {
+		n = held_len[bid] - c->held_off;
+		if (n > sizeof(c->buf) - c->len)
+			n = sizeof(c->buf) - c->len;
+		memcpy(c->buf + c->len, buf_pool + (size_t)bid * BUFFER_SIZE + c->held_off, n);
+		c->len += n;
+		c->held_off += n;
+		if (c->held_off < held_len[bid])
+			break;
+		c->held_first = held_next[bid];
+		c->held_off = 0;
+		if (c->held_first < 0)
+			c->held_last = -1;
+		recycle_buffer(bid);
+	}
+}
+
+/* No more requests will be read: drop what is held. */
+static void drop_held(struct conn *c)
+{
+	int bid;
+
+	while ((bid = c->held_first) >= 0) {
+		c->held_first = held_next[bid];
+		recycle_buffer(bid);
+	}
+	c->held_last = -1;
+	c->held_off = 0;
 }
 
 /*
@@ -1062,6 +1193,24 @@ static __u64 now_us(void)
 	return (__u64)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Idle for -t, or lingering for LINGER_MS after the last response. */
+static __u64 conn_deadline(const struct conn *c)
+{
+	return c->last_active + (c->shut ? LINGER_MS * 1000ULL : idle_timeout_us);
+}
+
+/*
+ * A multishot recv ends without F_MORE when the buffer ring ran dry
+ * (ENOBUFS), when the CQ overflowed, or when we paused it: arm it again,
+ * unless reading is over or held bytes still wait for room in buf.
+ */
+static void rearm_recv(struct io_uring *ring, struct conn *c)
+{
+	if (c->recv_armed || c->input_done || c->held_first >= 0)
+		return;
+	queue_recv(ring, c);
+}
+
 static void handle_accept(struct io_uring *ring, int listen_fd,
 			  struct io_uring_cqe *cqe)
 {
@@ -1093,8 +1242,7 @@ static void handle_accept(struct io_uring *ring, int listen_fd,
 	} else {
 		c = alloc_conn(res);
 		queue_recv(ring, c);
-		if (!sweep_armed)
-			queue_sweep(ring);
+		arm_sweep(ring, conn_deadline(c));
 	}
 	if (!accept_armed)
 		queue_accept(ring, listen_fd);
@@ -1109,20 +1257,28 @@ static void process_requests(struct io_uring *ring, struct conn *c)
 	enum parse_status status;
 	struct request req;
 
-	if (c->resp || c->closing || !c->len)
+	if (c->resp || c->closing)
+		return;
+	take_held(c);
+	rearm_recv(ring, c);
+	if (!c->len)
 		return;
 	status = parse_request(c->buf, c->len, &req);
 	if (status == PARSE_INCOMPLETE)
 		return;
 	c->resp = choose_response(status, &req);
 	c->sent = 0;
+	/* -t bounds idleness: a response begun is activity. */
+	c->last_active = now_us();
 	if (c->resp->keep_alive) {
 		/* Consume the head; pipelined bytes behind it move to the front. */
 		c->len -= req.head_len;
 		memmove(c->buf, c->buf + req.head_len, c->len);
 	} else {
+		/* The last response: what comes after it is dropped. */
 		c->reading_done = 1;
 		c->len = 0;
+		drop_held(c);
 	}
 	queue_send(ring, c);
 }
@@ -1136,8 +1292,25 @@ static void process_requests(struct io_uring *ring, struct conn *c)
  */
 static void close_when_done(struct io_uring *ring, struct conn *c)
 {
-	if (!c->reading_done || c->resp || c->closing || c->zc_notifs)
+	if (!c->reading_done || c->resp || c->closing || c->pause_queued ||
+	    c->shut == 1 || c->zc_notifs)
 		return;
+	/*
+	 * A lingering close (see step01): the client may still be sending,
+	 * and closing with its bytes unread would send a reset that can
+	 * destroy the response. Shut our side down, then drop what the recv
+	 * brings until the client's EOF, LINGER_MAX_BYTES, or LINGER_MS of
+	 * silence (the sweep).
+	 */
+	if (!c->input_done) {
+		if (!c->shut) {
+			queue_shutdown(ring, c);
+			c->last_active = now_us();
+			arm_sweep(ring, conn_deadline(c));
+		}
+		rearm_recv(ring, c);
+		return;
+	}
 	if (c->recv_armed) {
 		if (!c->cancel_queued)
 			queue_cancel(ring, c);
@@ -1150,45 +1323,63 @@ static void handle_recv(struct io_uring *ring, struct conn *c,
 			struct io_uring_cqe *cqe)
 {
 	unsigned short bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-	int res = cqe->res;
-	size_t n;
+	int res = cqe->res, held = 0;
+	size_t n = 0;
 
 	/* Without F_MORE the multishot recv has ended. */
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		c->recv_armed = 0;
-	if (res > 0) {
-		if (!c->reading_done) {
-			/*
-			 * Pipelined requests queue up in buf while a response
-			 * is on its way; more than it holds, and we answer
-			 * what fits, then close.
-			 */
+	if (res > 0 && !c->reading_done) {
+		c->last_active = now_us();
+		/*
+		 * Copy what fits in buf. Pipelined requests queue up there while
+		 * a response is on its way; the rest stays in its buffer, and we
+		 * stop reading until there is room again.
+		 */
+		if (c->held_first < 0) {
 			n = sizeof(c->buf) - c->len;
 			if ((size_t)res < n)
 				n = res;
 			memcpy(c->buf + c->len, buf_pool + (size_t)bid * BUFFER_SIZE, n);
 			c->len += n;
-			if (n < (size_t)res)
-				c->reading_done = 1;
 		}
-		/* The bytes are copied: the buffer may serve anybody now. */
+		if (n < (size_t)res) {
+			hold_buffer(c, bid, res, n);
+			queue_pause(ring, c);
+			held = 1;
+		}
+	} else if (res > 0) {
+		/* Lingering: drop it, up to a limit. */
+		c->drained += res;
+		if (c->drained >= LINGER_MAX_BYTES)
+			c->input_done = 1;
+	}
+	/*
+	 * IORING_CQE_F_BUFFER, not res, says the kernel used a buffer: it is
+	 * ours until we put it back, and the bytes are copied now.
+	 */
+	if ((cqe->flags & IORING_CQE_F_BUFFER) && !held)
 		recycle_buffer(bid);
-	} else if (res == -ENOBUFS) {
+	if (res == -ENOBUFS) {
 		/*
 		 * The ring ran dry; the bytes are still in the socket. The
 		 * recv re-armed below reaches the kernel after this batch of
 		 * completions, which has put its buffers back.
 		 */
-	} else {
+	} else if (res == -ECANCELED && !c->cancel_queued) {
+		/* queue_pause() stopped it: reading goes on later. */
+	} else if (res <= 0) {
 		/* EOF: still answer what is complete. An error: nobody to answer. */
 		if (res < 0 && res != -ECANCELED)
 			report_conn_error("recv", -res);
-		if (res < 0)
+		if (res < 0) {
 			c->len = 0;
+			drop_held(c);
+		}
 		c->reading_done = 1;
+		c->input_done = 1;
 	}
-	if (!c->recv_armed && !c->reading_done)
-		queue_recv(ring, c);
+	rearm_recv(ring, c);
 	process_requests(ring, c);
 	close_when_done(ring, c);
 }
@@ -1205,7 +1396,9 @@ static void handle_send(struct io_uring *ring, struct conn *c, int res)
 			report_conn_error("send", -res);
 		c->resp = NULL;
 		c->reading_done = 1;
+		c->input_done = 1;
 		c->len = 0;
+		drop_held(c);
 	} else {
 		/* MSG_WAITALL makes short sends rare (an error part way, say). */
 		c->sent += res;
@@ -1261,6 +1454,16 @@ static void handle_send_zc(struct io_uring *ring, struct conn *c,
 	handle_send(ring, c, cqe->res);
 }
 
+static void handle_shutdown(struct io_uring *ring, struct conn *c, int res)
+{
+	c->shut = 2;
+	if (res < 0) {
+		report_conn_error("shutdown", -res);
+		c->input_done = 1;
+	}
+	close_when_done(ring, c);
+}
+
 static void handle_close(struct io_uring *ring, int listen_fd, struct conn *c,
 			 int res)
 {
@@ -1273,35 +1476,44 @@ static void handle_close(struct io_uring *ring, int listen_fd, struct conn *c,
 }
 
 /*
- * The idle timeout: one timeout request fires every SWEEP_INTERVAL_MS and
- * we look for connections with no response for -t seconds: idle keep-alive
- * clients, clients that send their head slowly, and clients that do not
- * read their response (their send is cancelled too). So -t also bounds
- * how long one response may take to send. One completion a
- * second costs less than a linked timeout on every recv. It runs only
- * while connections are open: each re-arm wakes the SQ thread, which then
- * spins for SQ_THREAD_IDLE_MS, and an idle server should not pay that.
+ * The idle timeout. One timeout request, armed for the earliest deadline
+ * (arm_sweep()), closes connections that have been idle for -t seconds
+ * (keep-alive clients that send nothing, clients that send their head
+ * slowly, clients that do not read a response: their send is cancelled
+ * too) or that linger past LINGER_MS. A deadline only moves later, with
+ * activity, so a sweep that finds nobody due just re-arms for the next
+ * one. Cheaper than a linked timeout on every recv, and an idle server
+ * with idle connections sleeps until the first is due: each wake-up
+ * costs a submission that wakes the SQ thread, which then spins for
+ * SQ_THREAD_IDLE_MS.
  */
 static void sweep_idle_conns(struct io_uring *ring)
 {
-	__u64 now = now_us();
+	__u64 now = now_us(), next = 0, due;
 	struct conn *c;
 	unsigned int i;
 
+	sweep_armed = 0;
 	for (i = 0; i < MAX_CONNS; i++) {
 		c = &conns[i];
-		if (c->fd < 0 || c->closing || c->cancel_queued ||
-		    now - c->last_active < idle_timeout_us)
+		if (c->fd < 0 || c->closing || c->cancel_queued)
 			continue;
+		due = conn_deadline(c);
+		if (now < due) {
+			if (!next || due < next)
+				next = due;
+			continue;
+		}
 		c->reading_done = 1;
+		c->input_done = 1;
 		c->len = 0;
+		drop_held(c);
 		if (c->resp)
 			queue_cancel(ring, c);
 		close_when_done(ring, c);
 	}
-	sweep_armed = 0;
-	if (nr_conns)
-		queue_sweep(ring);
+	if (next)
+		arm_sweep(ring, next);
 }
 
 static void handle_cqe(struct io_uring *ring, int listen_fd,
@@ -1330,15 +1542,29 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 	case OP_CLOSE:
 		handle_close(ring, listen_fd, c, cqe->res);
 		break;
+	case OP_SHUTDOWN:
+		handle_shutdown(ring, c, cqe->res);
+		break;
 	case OP_CANCEL:
 		/* -ENOENT: the requests had already ended; nothing to do. */
 		if (cqe->res < 0 && cqe->res != -ENOENT && cqe->res != -EALREADY)
 			fprintf(stderr, "cancel: %s\n", strerror(-cqe->res));
 		break;
+	case OP_PAUSE:
+		if (cqe->res < 0 && cqe->res != -ENOENT && cqe->res != -EALREADY)
+			fprintf(stderr, "cancel: %s\n", strerror(-cqe->res));
+		c->pause_queued = 0;
+		close_when_done(ring, c);
+		break;
 	case OP_SWEEP:
 		if (cqe->res != -ETIME)
 			fprintf(stderr, "idle sweep: %s\n", strerror(-cqe->res));
 		sweep_idle_conns(ring);
+		break;
+	case OP_SWEEP_UPDATE:
+		/* -ENOENT: it had fired already; its sweep re-arms it. */
+		if (cqe->res < 0 && cqe->res != -ENOENT)
+			fprintf(stderr, "idle sweep update: %s\n", strerror(-cqe->res));
 		break;
 	}
 }
@@ -1413,6 +1639,8 @@ static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us
 static void abort_stuck_sends(struct io_uring *ring)
 {
 	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	/* Closes of other connections may still complete: count only ours. */
+	static unsigned char aborting[MAX_CONNS];
 	struct io_uring_cqe *cqe;
 	struct io_uring_sqe *sqe;
 	unsigned int i, stuck = 0;
@@ -1422,6 +1650,7 @@ static void abort_stuck_sends(struct io_uring *ring)
 		if (conns[i].fd < 0 || !conns[i].zc_notifs)
 			continue;
 		stuck++;
+		aborting[i] = 1;
 		if (!can_install_fixed_fd)
 			continue;
 		sqe = get_sqe(ring);
@@ -1440,8 +1669,9 @@ static void abort_stuck_sends(struct io_uring *ring)
 	/* Each stuck connection: its install completes, then its close. */
 	stuck *= 2;
 	while (stuck && !io_uring_wait_cqe_timeout(ring, &cqe, &stop_check)) {
+		c = &conns[(cqe->user_data >> 8) & 0xffffff];
 		/* Anything else completing now is of no interest any more. */
-		if ((cqe->user_data & 0xff) == OP_CLOSE)
+		if ((cqe->user_data & 0xff) == OP_CLOSE && aborting[c - conns])
 			stuck--;
 		if ((cqe->user_data & 0xff) == OP_FD_INSTALL) {
 			stuck--;
@@ -1453,7 +1683,6 @@ static void abort_stuck_sends(struct io_uring *ring)
 					perror("setsockopt SO_LINGER");
 				close(cqe->res);
 			}
-			c = &conns[(cqe->user_data >> 8) & 0xffffff];
 			queue_cancel(ring, c);
 			queue_close(ring, c);
 			io_uring_submit(ring);
