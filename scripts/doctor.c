@@ -36,6 +36,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <liburing.h>
 
 /* ==================== What the servers use ==================== */
@@ -327,15 +328,52 @@ static void explain_setup_error(int err)
 		set_no(F_RING, NEWER_KERNEL,
 		       "this kernel has no io_uring (io_uring_setup: %s)", strerror(err));
 	} else if (err == ENOMEM) {
-		set_no(F_RING, "ulimit -l unlimited",
-		       "no memory for a ring (io_uring_setup: %s; old kernels count rings against ulimit -l)",
+		set_no(F_RING, "ulimit -l 8192 (the hard limit needs root to raise)",
+		       "no memory for a ring (io_uring_setup: %s): rings count against ulimit -l",
 		       strerror(err));
 	} else {
 		set_no(F_RING, NEWER_KERNEL, "io_uring_setup: %s", strerror(err));
 	}
 }
 
-/* A ring as steps 02-03 make it; a NOP round trip proves io_uring_enter too. */
+/*
+ * Rings, and what is registered with them, count against RLIMIT_MEMLOCK
+ * for users without CAP_IPC_LOCK, summed over all their processes. The
+ * kernel gives a ring's share back some time after io_uring_queue_exit()
+ * (or after a server's exit), not at once: an ENOMEM may only mean that
+ * the doctor's previous ring, or a server stopped just before, is still
+ * being torn down. So such setups are tried again for a moment.
+ */
+#define ENOMEM_RETRIES		20
+#define ENOMEM_RETRY_MS		100
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000 };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static int init_ring(struct io_uring *ring, struct io_uring_params *p)
+{
+	struct io_uring_params copy = *p;
+	int ret, tries;
+
+	for (tries = 0; ; tries++) {
+		*p = copy;	/* the kernel writes its answers into p */
+		ret = io_uring_queue_init_params(QUEUE_DEPTH, ring, p);
+		if (ret != -ENOMEM || tries == ENOMEM_RETRIES)
+			return ret;
+		pause_ms(ENOMEM_RETRY_MS);
+	}
+}
+
+/*
+ * A ring as steps 02-03 make it: with COOP_TASKRUN (Linux 5.19), and
+ * without it when the kernel answers -EINVAL; a NOP round trip proves
+ * io_uring_enter too. The opcode probe is read from it.
+ */
 static int try_ring(struct io_uring *ring)
 {
 	struct io_uring_params p;
@@ -344,9 +382,17 @@ static int try_ring(struct io_uring *ring)
 	int ret, res;
 
 	memset(&p, 0, sizeof(p));
-	p.flags = IORING_SETUP_CQSIZE;
+	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
 	p.cq_entries = CQ_ENTRIES;
-	ret = io_uring_queue_init_params(QUEUE_DEPTH, ring, &p);
+	ret = init_ring(ring, &p);
+	if (ret == -EINVAL) {
+		set_no(F_COOP_TASKRUN, NULL,
+		       "without IORING_SETUP_COOP_TASKRUN (Linux 5.19), a little more CPU per request");
+		p.flags &= ~IORING_SETUP_COOP_TASKRUN;
+		ret = init_ring(ring, &p);
+	} else if (ret == 0) {
+		set_yes(F_COOP_TASKRUN);
+	}
 	if (ret < 0) {
 		explain_setup_error(-ret);
 		return -1;
@@ -364,27 +410,6 @@ static int try_ring(struct io_uring *ring)
 	}
 	set_yes(F_RING);
 	return 0;
-}
-
-/* Steps 02-03 ask for COOP_TASKRUN (Linux 5.19) and do without on -EINVAL. */
-static void try_coop_taskrun(void)
-{
-	struct io_uring_params p;
-	struct io_uring ring;
-	int ret;
-
-	memset(&p, 0, sizeof(p));
-	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
-	p.cq_entries = CQ_ENTRIES;
-	ret = io_uring_queue_init_params(QUEUE_DEPTH, &ring, &p);
-	if (ret < 0) {
-		set_no(F_COOP_TASKRUN, NULL,
-		       "without IORING_SETUP_COOP_TASKRUN (Linux 5.19: %s), a little more CPU per request",
-		       strerror(-ret));
-		return;
-	}
-	io_uring_queue_exit(&ring);
-	set_yes(F_COOP_TASKRUN);
 }
 
 static const struct {
@@ -454,11 +479,17 @@ static int try_sqpoll(struct io_uring *ring)
 	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SQPOLL;
 	p.cq_entries = CQ_ENTRIES;
 	p.sq_thread_idle = SQ_THREAD_IDLE_MS;
-	ret = io_uring_queue_init_params(QUEUE_DEPTH, ring, &p);
+	ret = init_ring(ring, &p);
 	if (ret == -EPERM) {
 		set_no(F_SQPOLL, "run the server as root (sudo), or " NEWER_KERNEL,
 		       "IORING_SETUP_SQPOLL is refused to %s (unprivileged SQPOLL: Linux 5.13)",
 		       m.user);
+		return -1;
+	}
+	if (ret == -ENOMEM) {
+		set_no(F_SQPOLL, "ulimit -l 8192 (the hard limit needs root to raise)",
+		       "no memory for a ring (io_uring_setup: %s): rings count against ulimit -l",
+		       strerror(-ret));
 		return -1;
 	}
 	if (ret < 0) {
@@ -659,9 +690,17 @@ static void try_zc_report(struct io_uring *ring, int client)
 		       "the zero-copy send's notification did not come within %d ms", WAIT_MS);
 		return;
 	}
-	set_no(F_ZC_REPORT, NULL,
-	       "zero-copy, but without telling copied sends apart (IORING_SEND_ZC_REPORT_USAGE: Linux 6.2; here: %s)",
-	       ret < 0 ? strerror(-ret) : res < 0 ? strerror(-res) : "no notification");
+	if (ret == 0 && res == -EINVAL)
+		set_no(F_ZC_REPORT, NULL,
+		       "zero-copy, but without telling copied sends apart (IORING_SEND_ZC_REPORT_USAGE: Linux 6.2)");
+	else if (ret == 0 && (res == -ENOMEM || res == -ENOBUFS))
+		/* Zero-copy pins the pages it sends, against ulimit -l too. */
+		set_no(F_ZC_REPORT, NULL,
+		       "zero-copy sends fail here: ulimit -l leaves no room to pin a page (%s)",
+		       strerror(-res));
+	else
+		set_no(F_ZC_REPORT, NULL, "a zero-copy send failed: %s",
+		       ret < 0 ? strerror(-ret) : res < 0 ? strerror(-res) : "no notification");
 }
 
 /* ==================== Locked memory (step 07) ==================== */
@@ -691,7 +730,7 @@ struct memlock_trial {
 static void try_memlock(struct io_uring *ring, struct memlock_trial *t)
 {
 	struct iovec iov[2];
-	int i;
+	int i, tries;
 
 	t->ret = 1;
 	t->need_kib = 0;
@@ -711,7 +750,14 @@ static void try_memlock(struct io_uring *ring, struct memlock_trial *t)
 		t->ret = 0;
 		goto out;
 	}
-	t->ret = io_uring_register_buffers(ring, iov, 2);
+	for (tries = 0; ; tries++) {
+		t->ret = io_uring_register_buffers(ring, iov, 2);
+		/* Worth waiting for memory being given back only if it might fit. */
+		if (t->ret != -ENOMEM || tries == ENOMEM_RETRIES ||
+		    t->need_kib > m.memlock.rlim_cur / 1024)
+			break;
+		pause_ms(ENOMEM_RETRY_MS);
+	}
 	if (t->ret == 0 && io_uring_unregister_buffers(ring))
 		fprintf(stderr, "doctor: io_uring_unregister_buffers failed\n");
 out:
@@ -781,10 +827,10 @@ static void need_package(char *list, size_t size, const char *pkg)
 static void print_install(const char *label, const char *packages)
 {
 	if (in_path("apt-get"))
-		printf("%-11s missing. Fix: sudo apt-get update && sudo apt-get install -y %s\n",
-		       label, packages);
+		printf("%-11s needs %s. Fix: sudo apt-get update && sudo apt-get install -y %s\n",
+		       label, packages, packages);
 	else
-		printf("%-11s missing. Fix: install %s with your package manager\n",
+		printf("%-11s needs %s. Fix: install them with your package manager\n",
 		       label, packages);
 }
 
@@ -824,7 +870,7 @@ static void report_tools(void)
 		tracefs = "/sys/kernel/debug/tracing";
 	if (tracefs)
 		printf("%-11s %s readable; trace-cmd %s\n", "tracing", tracefs,
-		       in_path("trace-cmd") ? "installed" : "missing (sudo apt-get install -y trace-cmd)");
+		       in_path("trace-cmd") ? "installed" : "missing. Fix: sudo apt-get install -y trace-cmd");
 	else
 		printf("%-11s tracefs is not readable by %s: tracing io_uring's events needs root (sudo)\n",
 		       "tracing", m.user);
@@ -1007,7 +1053,7 @@ int main(int argc, char **argv)
 	};
 	struct io_uring ring, sq_ring;
 	int listen_fd = -1, client = -1;
-	int have_ring = 0, have_sq_ring = 0, have_files = 0, ready = 0, i;
+	int have_sq_ring = 0, have_files = 0, ready = 0, i;
 	const char *zc_note = NULL;
 
 	if (argc > 1) {
@@ -1026,32 +1072,23 @@ int main(int argc, char **argv)
 		set_yes(F_SOCKET);
 
 	/*
-	 * The SQPOLL ring first, set up as steps 06-07 set up theirs, and the
-	 * locked-memory trial on it before any other ring exists: rings count
-	 * against the same per-user limit, and a ring's memory is given back
-	 * some time after io_uring_queue_exit(), not at once.
+	 * One ring at a time, as a server has: first as steps 02-03 make
+	 * theirs, then as steps 04-07 do. Every trial of steps 06-07 runs
+	 * on the second, as their requests do on theirs: the kernel's answers
+	 * may depend on the ring's flags.
 	 */
-	if (try_sqpoll(&sq_ring) == 0) {
-		have_sq_ring = 1;
+	if (try_ring(&ring) == 0) {
+		probe_ops(&ring);
+		io_uring_queue_exit(&ring);
+		if (try_sqpoll(&sq_ring) == 0)
+			have_sq_ring = 1;
+	}
+	if (have_sq_ring) {
 		have_files = try_files(&sq_ring) == 0;
 		try_buf_ring(&sq_ring);
+		/* Before any request: the server registers /large before it serves. */
 		for (i = 0; i < 2; i++)
 			try_memlock(&sq_ring, &memlock[i]);
-	}
-	if (try_ring(&ring) == 0) {
-		have_ring = 1;
-		try_coop_taskrun();
-		probe_ops(&ring);
-	} else {
-		/* No io_uring at all: that, not SQPOLL, is what to report. */
-		features[F_SQPOLL].state = UNTRIED;
-	}
-	/*
-	 * The multishot and zero-copy trials run on the SQPOLL ring too, as
-	 * the servers' requests do: the kernel's answers may depend on the
-	 * ring's flags.
-	 */
-	if (have_ring && have_sq_ring) {
 		if (listen_fd >= 0) {
 			client = connect_to(listen_fd);
 			if (client < 0)
@@ -1082,8 +1119,6 @@ int main(int argc, char **argv)
 	/* Tearing the rings down cancels the multishot requests still armed. */
 	if (have_sq_ring)
 		io_uring_queue_exit(&sq_ring);
-	if (have_ring)
-		io_uring_queue_exit(&ring);
 	if (buf_ring)
 		munmap(buf_ring, buf_ring_size);
 	if (client >= 0)
