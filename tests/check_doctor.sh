@@ -47,18 +47,20 @@ run() {
 start_server() {
 	local step=$1 pid i status out=$work/$1.out err=$work/$1.err pidfile=$work/$1.pid
 
-	rm -f "$pidfile"
+	# Nothing left from an earlier round: the server may not have started
+	# (nor truncated them) by the first look.
+	rm -f "$out" "$err" "$pidfile"
 	# bash writes its pid, then becomes the server: the pid to signal even
 	# when runuser stands between us and it.
 	"${as[@]}" bash -c "$limits"' || exit 99; echo $$ >"$0"; exec "$@"' \
 		"$pidfile" "./$step/server" -p 0 >"$out" 2>"$err" &
 	pid=$!
 	for i in $(seq 50); do
-		grep -qE '^listening on [0-9.]+:[0-9]+$' "$out" && break
+		grep -qsE '^listening on [0-9.]+:[0-9]+$' "$out" && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	if ! grep -qE '^listening on [0-9.]+:[0-9]+$' "$out"; then
+	if ! grep -qsE '^listening on [0-9.]+:[0-9]+$' "$out" || [ ! -s "$pidfile" ]; then
 		[ -s "$pidfile" ] && kill -KILL "$(cat "$pidfile")" 2>/dev/null
 		wait "$pid"
 		fail "$step: the doctor says ready, but the server did not start ($(head -c 300 "$err" | tr '\n' ' '))"
