@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "test_close.h"
 #include "test_faults.h"
 #include "test_keepalive.h"
 
@@ -1032,6 +1033,7 @@ int main(void)
 		if (steps[i].keep_alive)
 			srunner_add_suite(sr, keepalive_suite((int)i, repo_root));
 		srunner_add_suite(sr, faults_suite((int)i, repo_root));
+		srunner_add_suite(sr, close_suite((int)i, repo_root));
 	}
 	if (!sr) {
 		fprintf(stderr, "run_tests: STEPS=\"%s\" selects no step\n", list);
