@@ -7,6 +7,9 @@
 #   make bench           measure every step and nginx: bench/results.md, .svg
 #   make fuzz            fuzz the request parser for FUZZ_SECONDS (60) with libFuzzer
 #   make valgrind        the finished server under memcheck: no error, no leak
+#   make trace STEP=03   one request through the kernel, from io_uring's own
+#                        tracepoints: timeline, summary, SVG (root; TARGET=/path,
+#                        ARGS="server options"); make trace-all: every step's into trace/
 #   make tutorial        regenerate TUTORIAL.md's diffs, excerpts and figures
 #   make deps            install what is missing (as root), or say how
 #   make doctor          is this machine ready for the workshop? a verdict per step
@@ -35,6 +38,7 @@ test: deps-core
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests
 	tests/check_repo.sh
+	tests/check_trace.sh
 	tests/check_doctor.sh
 	tests/run_tests
 
@@ -60,6 +64,17 @@ diff:
 	test -n "$$prev" || { echo "step $(STEP) is the first: nothing to diff" >&2; exit 2; }; \
 	diff -u --label $$prev/server.c --label $$cur/server.c $$prev/server.c $$cur/server.c; \
 	test $$? -le 1
+
+# The kernel's side of one request (scripts/trace.sh): needs root for tracefs,
+# and says so otherwise. trace-all regenerates trace/stepNN.txt and .svg.
+trace:
+	@case "$(STEP)" in [0-9][0-9]) ;; *) echo "usage: make trace STEP=NN [TARGET=/path] [ARGS=\"server options\"], e.g. make trace STEP=03" >&2; exit 2 ;; esac
+	@scripts/trace.sh -t '$(or $(TARGET),/)' -a '$(ARGS)' $(STEP)
+
+trace-all:
+	@scripts/trace_all.sh trace
+
+.PHONY: trace trace-all
 
 # Without root the load tools may be missing: bench/run.sh then says what
 # it lacks, and leaves out nginx alone if only nginx is missing.

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# trace_all.sh - make trace-all: every step's timeline into trace/, as
+# stepNN.txt (what scripts/trace.sh prints) and stepNN.svg, the figures
+# TUTORIAL.md shows. Each step is traced the way its chapter tells it:
+# step 05 with a spin budget that outlasts the request (-s 100000), step 07
+# fetching /large (its zero-copy send); the others fetch /.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+out=${1:-trace}
+for dir in step[0-9][0-9]_*; do
+	n=${dir#step}
+	n=${n%%_*}
+	target=/
+	args=
+	case $n in
+	05) args="-s 100000" ;;
+	07) target=/large ;;
+	esac
+	scripts/trace.sh -o "$out" -t "$target" -a "$args" "$n" >/dev/null || exit $?
+	grep '^summary: requests=' "$out/step$n.txt"
+	echo "$out/step$n.svg"
+done
