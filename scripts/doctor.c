@@ -85,6 +85,7 @@ enum feature_id {
 	F_OP_SHUTDOWN,
 	F_OP_LINK_TIMEOUT,
 	F_OP_ASYNC_CANCEL,
+	F_OP_TIMEOUT_REMOVE,
 	F_COOP_TASKRUN,		/* optional: steps 02-03 fall back */
 	F_SQPOLL,		/* for this user */
 	F_FILES,		/* 1024 sparse fixed files */
@@ -426,6 +427,7 @@ static const struct {
 	{ F_OP_SHUTDOWN, IORING_OP_SHUTDOWN, "IORING_OP_SHUTDOWN", "5.11" },
 	{ F_OP_LINK_TIMEOUT, IORING_OP_LINK_TIMEOUT, "IORING_OP_LINK_TIMEOUT", "5.5" },
 	{ F_OP_ASYNC_CANCEL, IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL", "5.5" },
+	{ F_OP_TIMEOUT_REMOVE, IORING_OP_TIMEOUT_REMOVE, "IORING_OP_TIMEOUT_REMOVE", "5.5" },
 	{ F_SEND_ZC, IORING_OP_SEND_ZC, "IORING_OP_SEND_ZC", "6.0" },
 	{ F_FIXED_FD_INSTALL, OP_FIXED_FD_INSTALL, "IORING_OP_FIXED_FD_INSTALL", "6.8" },
 };
@@ -972,10 +974,12 @@ static void report_memlock(const struct memlock_trial *t, int n)
  * What each step needs, in the order a failure should be named (a ring
  * before its opcodes), and what it can do without.
  */
-#define OPS_02 F_OP_ACCEPT, F_OP_RECV, F_OP_SEND, F_OP_CLOSE, F_OP_TIMEOUT, \
-	F_OP_SHUTDOWN, F_OP_LINK_TIMEOUT
-#define NEEDS_06 F_SOCKET, F_RING, F_PROBE, OPS_02, F_SQPOLL, F_OP_ASYNC_CANCEL, \
-	F_FILES, F_BUF_RING, F_MSHOT_ACCEPT, F_MSHOT_RECV, F_CANCEL_FD_FIXED
+#define OPS_BASE F_OP_ACCEPT, F_OP_RECV, F_OP_SEND, F_OP_CLOSE, F_OP_TIMEOUT, \
+	F_OP_SHUTDOWN
+#define OPS_02 OPS_BASE, F_OP_LINK_TIMEOUT	/* bounds the lingering close */
+#define NEEDS_06 F_SOCKET, F_RING, F_PROBE, OPS_BASE, F_OP_ASYNC_CANCEL, \
+	F_OP_TIMEOUT_REMOVE, F_SQPOLL, F_FILES, F_BUF_RING, F_MSHOT_ACCEPT, \
+	F_MSHOT_RECV, F_CANCEL_FD_FIXED
 
 static const struct step {
 	const char *name;
