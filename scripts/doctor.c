@@ -318,9 +318,13 @@ static void explain_setup_error(int err)
 				 m.io_uring_group, m.user);
 		else
 			snprintf(fix, sizeof(fix), "sudo sysctl -w kernel.io_uring_disabled=0");
-		set_no(F_RING, fix,
-		       "io_uring is reserved to root and group %ld here (kernel.io_uring_disabled = 1)",
-		       m.io_uring_group);
+		if (m.io_uring_group >= 0)
+			set_no(F_RING, fix,
+			       "io_uring is reserved to root and group %ld here (kernel.io_uring_disabled = 1)",
+			       m.io_uring_group);
+		else
+			set_no(F_RING, fix,
+			       "io_uring is reserved to root here (kernel.io_uring_disabled = 1)");
 	} else if ((err == EPERM || err == EACCES || err == ENOSYS) && m.seccomp == 2) {
 		set_no(F_RING, SECCOMP_FIX,
 		       "a seccomp filter refuses io_uring_setup (%s), as containers' default profiles do",
