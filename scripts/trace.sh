@@ -145,8 +145,12 @@ echo '#include <sys/syscall.h>' | cc -dM -E - 2>/dev/null |
 	awk '$1 == "#define" && $2 ~ /^__NR_/ && $3 ~ /^[0-9]+$/ { print $3, substr($2, 6) }' >"$work/syscalls"
 
 # ---- start the server ----
+# If this script is killed outright (kill -9), the kernel stops the server
+# (setpriv --pdeathsig), and the next run removes the tracing instance.
+pdeath=
+setpriv --pdeathsig INT true 2>/dev/null && pdeath="setpriv --pdeathsig INT"
 # shellcheck disable=SC2086 # ARGS is a list of options
-"$dir/server" -p 0 $server_args >"$work/server.out" 2>&1 &
+$pdeath "$dir/server" -p 0 $server_args >"$work/server.out" 2>&1 &
 spid=$!
 for _ in $(seq 100); do
 	grep -q '^listening on ' "$work/server.out" && break

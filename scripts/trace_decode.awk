@@ -115,6 +115,8 @@ END {
 	if (requests == "") requests = nsec
 	if (lost + 0 > 0)
 		printf "warning: the trace buffer lost %d events: the timeline is incomplete\n", lost
+	for (u in zc_wait)
+		printf "\nnote: the NOTIF of request %d's %s had not come when the trace ended.\n", zc_wait[u], desc(u)
 	print ""
 	print "syscalls are counted when they return (one that was waiting when the request began counts; one"
 	print "still waiting at the end does not); sqes = io_uring_submit_req, cqes = io_uring_complete."
@@ -372,6 +374,7 @@ function decode(    lane, uds, ud, name, req, fl, s, how, res, cf, cft, nr, args
 			s = desc(uds) " NOTIF: the kernel is done with the buffer"
 			if (res == -2147483648) s = s " (it copied the data)"
 			if ((uds in zc_sec) && zc_sec[uds] != nsec) s = s "; for the send of request " zc_sec[uds]
+			delete zc_wait[uds]
 			emit(lane, "notif", s "  " tag, sdesc(uds) " NOTIF")
 			return
 		}
@@ -386,6 +389,7 @@ function decode(    lane, uds, ud, name, req, fl, s, how, res, cf, cft, nr, args
 			if ((req in req_op && req_op[req] ~ /_ZC$/) || name ~ /_ZC$/ || ud_op[uds] ~ /_ZC$/) {
 				how = how " (F_MORE: a NOTIF follows when the kernel lets go of the buffer)"
 				zc_sec[uds] = nsec
+				zc_wait[uds] = nsec
 			} else how = how " (multishot: more to come)"
 		} else delst(req, uds)
 		emit(lane, "cqe", desc(uds) " completed" how ": " result_text(name, res, cf) "  " tag, sdesc(uds) " done " num(res) (cft != "" ? " " cft : ""))
