@@ -12,9 +12,10 @@
  * load_pid, strace, the server; it fails the test if the server died
  * without being stopped on purpose, or wrote a sanitizer report.
  *
- * Every helper named *_or_fail, assert_* or start_* fails the test with
- * ck_assert_msg() / ck_abort_msg() and a message "<step>: <what>: <why>";
- * the others return what they say.
+ * A helper that cannot do what it says, or finds the server not doing
+ * what it asserts, fails the test with ck_assert_msg()/ck_abort_msg() and
+ * a message "<step>: <what>: <why>" (@what is the caller's words); only
+ * root_ok(), drain() and reap_orphans() never fail.
  */
 #ifndef TESTS_FIXTURE_H
 #define TESTS_FIXTURE_H
@@ -63,8 +64,8 @@ extern char server_path[];	/* <repo root>/<step name>/server */
 Suite *step_suite_create(int idx, const char *kind, const char *repo_root);
 
 /*
- * A tcase of @s with the checked setup/teardown of this file, orphan
- * reaping between tcases (see reap_orphans()) and @timeout seconds a test.
+ * A tcase of @s with the checked setup and teardown described above,
+ * orphans reaped after it (reap_orphans()) and @timeout seconds a test.
  */
 TCase *new_tcase(Suite *s, const char *name, double timeout);
 
@@ -77,7 +78,10 @@ TCase *new_tcase(Suite *s, const char *name, double timeout);
  */
 void reap_orphans(void);
 
-/* Reset the fixture as setup does, e.g. before a second server. */
+/*
+ * Reset the state as the checked setup does: for a second server in one
+ * test, once the first is stopped and server_cleanup()'d (and strace too).
+ */
 void fixture_setup(void);
 
 /* ---- the server ------------------------------------------------------- */
@@ -88,8 +92,9 @@ void use_step(int idx);
 /*
  * Start the server with "-p 0" and @args (NULL terminated, or NULL) and
  * wait for its ready line; fails with harness_error() if it does not come.
- * _at: bound to @addr (its -a).  _nofile: with the soft RLIMIT_NOFILE
- * @nofile (0: inherited), see server_start_nofile().
+ * _at: the ready line must name @addr (@args holds "-a", @addr).
+ * _nofile: with the soft RLIMIT_NOFILE @nofile (0: inherited), see
+ * server_start_nofile().
  */
 void start_server(const char *const *args);
 void start_server_at(const char *const *args, const char *addr);
@@ -107,9 +112,6 @@ void assert_running(void);
  * (server_stdout()) until server_cleanup().
  */
 long stop_server(int sig, const char *what);
-
-/* The server stops on purpose from here on: the teardown must not fail. */
-void stop_expected(void);
 
 /*
  * Fork the test's load child, whose pid goes to load_pid for the teardown
