@@ -47,7 +47,9 @@ BEGIN {
 	ended = 0
 }
 
-FNR == 1 { file++ }
+# which file: by name, since the syscall table may be empty; the trace twice
+FNR == 1 && FILENAME == ARGV[ARGC - 1] { tpass++ }
+{ file = FILENAME == ARGV[1] ? 1 : FILENAME == ARGV[2] ? 2 : 2 + tpass }
 
 # ---- file 1: the step's enum op ----
 file == 1 {
@@ -398,7 +400,9 @@ function decode(    lane, uds, ud, name, req, fl, s, how, res, cf, cft, nr, args
 	} else if (ev == "io_uring_cqe_overflow") {
 		emit(lane, "fail", "CQ ring full: " desc(uds) "'s CQE goes to the overflow list", "CQE overflow")
 	} else if (ev == "io_uring_req_failed") {
-		emit(lane, "fail", desc(uds) " failed: " errname(fld("error") + 0), sdesc(uds) " failed")
+		s = body
+		sub(/.*error=/, "", s)
+		emit(lane, "fail", desc(uds) (fld("opcode") != opof(hex(uds)) ? " (IORING_OP_" fld("opcode") ")" : "") " failed: " errname(s + 0), sdesc(uds) " failed")
 	} else if (ev == "io_uring_short_write") {
 		emit(lane, "fail", "short write: wanted " fld("wanted") ", got " fld("got"), "short write")
 	} else if (ev == "io_uring_defer") {
