@@ -18,7 +18,8 @@
  *						have the suite STEP/keepalive,
  *						see test_keepalive.c; every
  *						step has STEP/faults, see
- *						test_faults.c)
+ *						test_faults.c, and STEP/close,
+ *						see test_close.c)
  *	SERVER_DIR=/path/to/repo		where the stepNN_* directories
  *						are (default: the parent of the
  *						directory holding run_tests)
