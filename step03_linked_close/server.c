@@ -16,9 +16,10 @@
  * still be sending, the chain is send -> shutdown, and a lingering drain
  * comes before the close.
  *
- * Needs: Linux 5.6 or newer (IORING_OP_SEND, RECV, CLOSE), and 5.18 for
- * MSG_WAITALL on a send; before it a short send also breaks the link, and
- * the client gets a cut body and a closed connection. liburing 2.3.
+ * Needs: Linux 5.11 or newer, as step02, liburing 2.3. A kernel that does
+ * not honour MSG_WAITALL on a send (5.18 brought that, as far as we know;
+ * no probe can tell) lets a short send break the link: the client then
+ * gets a cut body and a closed connection.
  *
  * Try it:
  *	make -C step03_linked_close
@@ -653,7 +654,11 @@ static void queue_accept(struct io_uring *ring, int listen_fd)
 
 static void queue_accept_backoff(struct io_uring *ring)
 {
-	/* The kernel reads the timespec when the request runs: keep it alive. */
+	/*
+	 * The kernel copies the timespec when it takes the request in: in
+	 * io_uring_submit(), or later in the SQ thread (step04 on). Either
+	 * way that can be after we return, so it must outlive this function.
+	 */
 	static struct __kernel_timespec backoff = {
 		.tv_nsec = ACCEPT_BACKOFF_MS * 1000000LL,
 	};
@@ -745,6 +750,23 @@ static const struct {
 	{ IORING_OP_SHUTDOWN, "IORING_OP_SHUTDOWN", "5.11" },
 };
 
+/*
+ * Features the kernel reports at setup (liburing keeps them in
+ * ring->features), and why we rely on each.
+ */
+static const struct {
+	unsigned int feature;
+	const char *name;
+	const char *since;
+} required_features[] = {
+	/* A full CQ parks completions on a list instead of dropping them. */
+	{ IORING_FEAT_NODROP, "IORING_FEAT_NODROP", "5.5" },
+	/* A recv or accept with nothing to do yet waits on a poll, not a thread. */
+	{ IORING_FEAT_FAST_POLL, "IORING_FEAT_FAST_POLL", "5.7" },
+	/* io_uring_wait_cqe_timeout() hands its timeout to io_uring_enter(). */
+	{ IORING_FEAT_EXT_ARG, "IORING_FEAT_EXT_ARG", "5.11" },
+};
+
 static int check_kernel_support(struct io_uring *ring)
 {
 	struct io_uring_probe *probe;
@@ -764,6 +786,13 @@ static int check_kernel_support(struct io_uring *ring)
 		}
 	}
 	io_uring_free_probe(probe);
+	for (i = 0; i < sizeof(required_features) / sizeof(required_features[0]); i++) {
+		if (!(ring->features & required_features[i].feature)) {
+			fprintf(stderr, "io_uring: this kernel lacks %s (needs Linux %s or newer)\n",
+				required_features[i].name, required_features[i].since);
+			ret = -1;
+		}
+	}
 	return ret;
 }
 
@@ -773,7 +802,7 @@ static void report_setup_error(const char *what, int err)
 	if (err == EPERM || err == EACCES)
 		fprintf(stderr, "io_uring is disabled here: see sysctl kernel.io_uring_disabled, or a container's seccomp profile\n");
 	else if (err == ENOSYS)
-		fprintf(stderr, "this kernel has no io_uring (needs Linux 5.6 or newer)\n");
+		fprintf(stderr, "this kernel has no io_uring, or it is compiled out: README.md says which kernel each step needs\n");
 }
 
 static int setup_ring(struct io_uring *ring)
@@ -803,6 +832,8 @@ static int setup_ring(struct io_uring *ring)
 	}
 	if (ret < 0) {
 		report_setup_error("io_uring_queue_init", -ret);
+		if (ret == -EINVAL)
+			fprintf(stderr, "io_uring: this kernel refuses IORING_SETUP_CQSIZE (needs Linux 5.5 or newer)\n");
 		return -1;
 	}
 	if (check_kernel_support(ring)) {

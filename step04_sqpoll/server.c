@@ -649,7 +649,11 @@ static void queue_accept(struct io_uring *ring, int listen_fd)
 
 static void queue_accept_backoff(struct io_uring *ring)
 {
-	/* The kernel reads the timespec when the request runs: keep it alive. */
+	/*
+	 * The kernel copies the timespec when it takes the request in: in
+	 * io_uring_submit(), or later in the SQ thread (step04 on). Either
+	 * way that can be after we return, so it must outlive this function.
+	 */
 	static struct __kernel_timespec backoff = {
 		.tv_nsec = ACCEPT_BACKOFF_MS * 1000000LL,
 	};
@@ -741,6 +745,23 @@ static const struct {
 	{ IORING_OP_SHUTDOWN, "IORING_OP_SHUTDOWN", "5.11" },
 };
 
+/*
+ * Features the kernel reports at setup (liburing keeps them in
+ * ring->features), and why we rely on each.
+ */
+static const struct {
+	unsigned int feature;
+	const char *name;
+	const char *since;
+} required_features[] = {
+	/* A full CQ parks completions on a list instead of dropping them. */
+	{ IORING_FEAT_NODROP, "IORING_FEAT_NODROP", "5.5" },
+	/* A recv or accept with nothing to do yet waits on a poll, not a thread. */
+	{ IORING_FEAT_FAST_POLL, "IORING_FEAT_FAST_POLL", "5.7" },
+	/* io_uring_wait_cqe_timeout() hands its timeout to io_uring_enter(). */
+	{ IORING_FEAT_EXT_ARG, "IORING_FEAT_EXT_ARG", "5.11" },
+};
+
 static int check_kernel_support(struct io_uring *ring)
 {
 	struct io_uring_probe *probe;
@@ -760,6 +781,13 @@ static int check_kernel_support(struct io_uring *ring)
 		}
 	}
 	io_uring_free_probe(probe);
+	for (i = 0; i < sizeof(required_features) / sizeof(required_features[0]); i++) {
+		if (!(ring->features & required_features[i].feature)) {
+			fprintf(stderr, "io_uring: this kernel lacks %s (needs Linux %s or newer)\n",
+				required_features[i].name, required_features[i].since);
+			ret = -1;
+		}
+	}
 	return ret;
 }
 
@@ -769,7 +797,7 @@ static void report_setup_error(const char *what, int err)
 	if (err == EPERM || err == EACCES)
 		fprintf(stderr, "io_uring is disabled here: see sysctl kernel.io_uring_disabled, or a container's seccomp profile\n");
 	else if (err == ENOSYS)
-		fprintf(stderr, "this kernel has no io_uring (needs Linux 5.6 or newer)\n");
+		fprintf(stderr, "this kernel has no io_uring, or it is compiled out: README.md says which kernel each step needs\n");
 }
 
 static int setup_ring(struct io_uring *ring)
@@ -797,6 +825,8 @@ static int setup_ring(struct io_uring *ring)
 		report_setup_error("io_uring_queue_init", -ret);
 		if (ret == -EPERM)
 			fprintf(stderr, "IORING_SETUP_SQPOLL without privileges needs Linux 5.13 or newer\n");
+		else if (ret == -EINVAL)
+			fprintf(stderr, "io_uring: this kernel refuses IORING_SETUP_SQPOLL or IORING_SETUP_CQSIZE (needs Linux 5.5 or newer)\n");
 		return -1;
 	}
 	if (check_kernel_support(ring)) {

@@ -3,7 +3,8 @@
  * step05_peek_spin: reap completions without a syscall.
  *
  * What it shows: the CQ is memory shared with the kernel, so
- * io_uring_peek_cqe() reads it without entering the kernel. With the SQ
+ * io_uring_peek_cqe() reads it without entering the kernel (unless the CQ
+ * overflowed, see event_loop()). With the SQ
  * thread of step04 submitting for us, a loop that only peeks serves
  * request after request with zero syscalls. The price is a core spinning
  * at 100%, next to the SQ thread's: so spin only while there is work, and
@@ -661,7 +662,11 @@ static void queue_accept(struct io_uring *ring, int listen_fd)
 
 static void queue_accept_backoff(struct io_uring *ring)
 {
-	/* The kernel reads the timespec when the request runs: keep it alive. */
+	/*
+	 * The kernel copies the timespec when it takes the request in: in
+	 * io_uring_submit(), or later in the SQ thread (step04 on). Either
+	 * way that can be after we return, so it must outlive this function.
+	 */
 	static struct __kernel_timespec backoff = {
 		.tv_nsec = ACCEPT_BACKOFF_MS * 1000000LL,
 	};
@@ -753,6 +758,23 @@ static const struct {
 	{ IORING_OP_SHUTDOWN, "IORING_OP_SHUTDOWN", "5.11" },
 };
 
+/*
+ * Features the kernel reports at setup (liburing keeps them in
+ * ring->features), and why we rely on each.
+ */
+static const struct {
+	unsigned int feature;
+	const char *name;
+	const char *since;
+} required_features[] = {
+	/* A full CQ parks completions on a list instead of dropping them. */
+	{ IORING_FEAT_NODROP, "IORING_FEAT_NODROP", "5.5" },
+	/* A recv or accept with nothing to do yet waits on a poll, not a thread. */
+	{ IORING_FEAT_FAST_POLL, "IORING_FEAT_FAST_POLL", "5.7" },
+	/* io_uring_wait_cqe_timeout() hands its timeout to io_uring_enter(). */
+	{ IORING_FEAT_EXT_ARG, "IORING_FEAT_EXT_ARG", "5.11" },
+};
+
 static int check_kernel_support(struct io_uring *ring)
 {
 	struct io_uring_probe *probe;
@@ -772,6 +794,13 @@ static int check_kernel_support(struct io_uring *ring)
 		}
 	}
 	io_uring_free_probe(probe);
+	for (i = 0; i < sizeof(required_features) / sizeof(required_features[0]); i++) {
+		if (!(ring->features & required_features[i].feature)) {
+			fprintf(stderr, "io_uring: this kernel lacks %s (needs Linux %s or newer)\n",
+				required_features[i].name, required_features[i].since);
+			ret = -1;
+		}
+	}
 	return ret;
 }
 
@@ -781,7 +810,7 @@ static void report_setup_error(const char *what, int err)
 	if (err == EPERM || err == EACCES)
 		fprintf(stderr, "io_uring is disabled here: see sysctl kernel.io_uring_disabled, or a container's seccomp profile\n");
 	else if (err == ENOSYS)
-		fprintf(stderr, "this kernel has no io_uring (needs Linux 5.6 or newer)\n");
+		fprintf(stderr, "this kernel has no io_uring, or it is compiled out: README.md says which kernel each step needs\n");
 }
 
 static int setup_ring(struct io_uring *ring)
@@ -809,6 +838,8 @@ static int setup_ring(struct io_uring *ring)
 		report_setup_error("io_uring_queue_init", -ret);
 		if (ret == -EPERM)
 			fprintf(stderr, "IORING_SETUP_SQPOLL without privileges needs Linux 5.13 or newer\n");
+		else if (ret == -EINVAL)
+			fprintf(stderr, "io_uring: this kernel refuses IORING_SETUP_SQPOLL or IORING_SETUP_CQSIZE (needs Linux 5.5 or newer)\n");
 		return -1;
 	}
 	if (check_kernel_support(ring)) {
@@ -1025,6 +1056,10 @@ static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us
 		 * Peeking reads the shared CQ: no syscall, but spinning on it
 		 * burns this core. After spin_us without a completion, sleep
 		 * in the kernel instead: one syscall, paid only when idle.
+		 * (liburing does enter the kernel from a peek when the kernel
+		 * has set IORING_SQ_CQ_OVERFLOW, to flush the completions it
+		 * parked while the CQ was full: see cq_ring_needs_flush() in
+		 * liburing's src/queue.c. CQ_ENTRIES makes that rare.)
 		 */
 		ret = io_uring_peek_cqe(ring, &cqe);
 		if (ret == -EAGAIN) {

@@ -8,10 +8,12 @@
  * buffer the kernel picks from a provided buffer ring only when data has
  * arrived. Nothing is re-submitted per event, so connections can now stay
  * open (HTTP keep-alive) and serve request after request with zero
- * syscalls. Idle connections are closed by a periodic sweep (-t).
+ * syscalls. Idle connections are closed by a sweep (-t). At exit the server
+ * prints what the ring did (re-arms, ENOBUFS, CQ overflows).
  *
  * Needs: Linux 6.0 or newer (multishot recv, cancel by fixed file),
- * liburing 2.3.
+ * liburing 2.3. Multishot recv has no probe: the server tries one at
+ * setup and says so if the kernel refuses it.
  *
  * Try it:
  *	make -C step06_multishot_bufring
@@ -28,7 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
-#include <sys/utsname.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -687,6 +688,27 @@ static __u64 make_user_data(enum op op, const struct conn *c)
 static int accept_armed;	/* an accept (or its backoff) is in flight */
 static int sweep_armed;		/* the idle sweep's timeout is in flight */
 static __u64 sweep_at;		/* when it fires, on the now_us() clock */
+
+/*
+ * What the ring did, printed at exit: this step's pitfalls, counted with
+ * plain increments (no syscall). Shrink -B to watch ENOBUFS happen.
+ */
+static struct {
+	unsigned long connections;	/* accepted */
+	unsigned long requests;		/* answered */
+	unsigned long recv_rearms;	/* multishot recvs armed again ... */
+	unsigned long enobufs;		/* ... of which after ENOBUFS */
+	unsigned long pauses;		/* recvs stopped while buf was full */
+	unsigned long cq_overflows;	/* CQ found full, completions parked */
+	unsigned long short_sends;	/* sends that took part of a response */
+} stats;
+
+static void print_stats(void)
+{
+	printf("ring: %lu connections, %lu requests; multishot recv re-armed %lu times (%lu after ENOBUFS), paused %lu times; CQ overflowed %lu times; %lu short sends\n",
+	       stats.connections, stats.requests, stats.recv_rearms, stats.enobufs,
+	       stats.pauses, stats.cq_overflows, stats.short_sends);
+}
 static __u64 idle_timeout_us;	/* -t */
 
 /*
@@ -736,7 +758,11 @@ static void queue_accept(struct io_uring *ring, int listen_fd)
 
 static void queue_accept_backoff(struct io_uring *ring)
 {
-	/* The kernel reads the timespec when the request runs: keep it alive. */
+	/*
+	 * The kernel copies the timespec when it takes the request in: in
+	 * io_uring_submit(), or later in the SQ thread (step04 on). Either
+	 * way that can be after we return, so it must outlive this function.
+	 */
 	static struct __kernel_timespec backoff = {
 		.tv_nsec = ACCEPT_BACKOFF_MS * 1000000LL,
 	};
@@ -816,6 +842,7 @@ static void queue_pause(struct io_uring *ring, struct conn *c)
 	io_uring_prep_cancel64(sqe, make_user_data(OP_RECV, c), 0);
 	io_uring_sqe_set_data64(sqe, make_user_data(OP_PAUSE, c));
 	c->pause_queued = 1;
+	stats.pauses++;
 }
 
 /*
@@ -867,6 +894,23 @@ static const struct {
 	{ IORING_OP_SHUTDOWN, "IORING_OP_SHUTDOWN", "5.11" },
 };
 
+/*
+ * Features the kernel reports at setup (liburing keeps them in
+ * ring->features), and why we rely on each.
+ */
+static const struct {
+	unsigned int feature;
+	const char *name;
+	const char *since;
+} required_features[] = {
+	/* A full CQ parks completions on a list instead of dropping them. */
+	{ IORING_FEAT_NODROP, "IORING_FEAT_NODROP", "5.5" },
+	/* A recv or accept with nothing to do yet waits on a poll, not a thread. */
+	{ IORING_FEAT_FAST_POLL, "IORING_FEAT_FAST_POLL", "5.7" },
+	/* io_uring_wait_cqe_timeout() hands its timeout to io_uring_enter(). */
+	{ IORING_FEAT_EXT_ARG, "IORING_FEAT_EXT_ARG", "5.11" },
+};
+
 static int check_kernel_support(struct io_uring *ring)
 {
 	struct io_uring_probe *probe;
@@ -886,6 +930,13 @@ static int check_kernel_support(struct io_uring *ring)
 		}
 	}
 	io_uring_free_probe(probe);
+	for (i = 0; i < sizeof(required_features) / sizeof(required_features[0]); i++) {
+		if (!(ring->features & required_features[i].feature)) {
+			fprintf(stderr, "io_uring: this kernel lacks %s (needs Linux %s or newer)\n",
+				required_features[i].name, required_features[i].since);
+			ret = -1;
+		}
+	}
 	return ret;
 }
 
@@ -895,7 +946,7 @@ static void report_setup_error(const char *what, int err)
 	if (err == EPERM || err == EACCES)
 		fprintf(stderr, "io_uring is disabled here: see sysctl kernel.io_uring_disabled, or a container's seccomp profile\n");
 	else if (err == ENOSYS)
-		fprintf(stderr, "this kernel has no io_uring (needs Linux 5.6 or newer)\n");
+		fprintf(stderr, "this kernel has no io_uring, or it is compiled out: README.md says which kernel each step needs\n");
 }
 
 /*
@@ -1028,15 +1079,74 @@ static void free_buffers(void)
 	free(buf_pool);
 }
 
-/* Multishot recv came in 6.0; the probe cannot see it (the opcode is older). */
-static int kernel_at_least(int major, int minor)
+/*
+ * Some behaviours have no probe: the opcode is older than the flag. Try
+ * such a request once, on a socket pair, and read what completes. Waits
+ * at most a second for each completion; 0 with its res and flags, or -1.
+ */
+static int wait_trial(struct io_uring *ring, int *res, unsigned int *flags)
 {
-	struct utsname u;
-	int ma, mi;
+	struct __kernel_timespec second = { .tv_sec = 1 };
+	struct io_uring_cqe *cqe;
+	int ret;
 
-	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
-		return 1;	/* cannot tell: try, and report what fails */
-	return ma > major || (ma == major && mi >= minor);
+	ret = io_uring_wait_cqe_timeout(ring, &cqe, &second);
+	if (ret) {
+		fprintf(stderr, "io_uring: no completion for a setup trial: %s\n",
+			strerror(-ret));
+		return -1;
+	}
+	*res = cqe->res;
+	*flags = cqe->flags;
+	if (cqe->flags & IORING_CQE_F_BUFFER)
+		recycle_buffer(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	io_uring_cqe_seen(ring, cqe);
+	return 0;
+}
+
+/*
+ * Multishot recv (Linux 6.0): with a byte waiting, a multishot recv
+ * completes with it and IORING_CQE_F_MORE; a kernel without it refuses
+ * the flag (-EINVAL). The peer's close then ends it.
+ */
+static int try_multishot_recv(struct io_uring *ring)
+{
+	unsigned int flags;
+	int sv[2], res, more, ret = -1;
+	struct io_uring_sqe *sqe;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		perror("socketpair");
+		return -1;
+	}
+	if (write(sv[1], "x", 1) != 1) {
+		perror("write");
+		goto out;
+	}
+	sqe = get_sqe(ring);
+	io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUFFER_GROUP;
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_RECV, NULL));
+	io_uring_submit(ring);
+	if (wait_trial(ring, &res, &flags))
+		goto out;
+	more = flags & IORING_CQE_F_MORE;
+	close(sv[1]);
+	sv[1] = -1;
+	while (flags & IORING_CQE_F_MORE)
+		if (wait_trial(ring, &res, &flags))
+			goto out;
+	if (!more) {
+		fprintf(stderr, "io_uring: this kernel has no multishot recv (needs Linux 6.0 or newer)\n");
+		goto out;
+	}
+	ret = 0;
+out:
+	close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	return ret;
 }
 
 static int setup_ring(struct io_uring *ring, const struct config *cfg)
@@ -1044,10 +1154,6 @@ static int setup_ring(struct io_uring *ring, const struct config *cfg)
 	struct io_uring_params p;
 	int ret;
 
-	if (!kernel_at_least(6, 0)) {
-		fprintf(stderr, "multishot recv needs Linux 6.0 or newer\n");
-		return -1;
-	}
 	memset(&p, 0, sizeof(p));
 	/*
 	 * A multishot request can post completions faster than we reap them,
@@ -1070,6 +1176,8 @@ static int setup_ring(struct io_uring *ring, const struct config *cfg)
 		report_setup_error("io_uring_queue_init", -ret);
 		if (ret == -EPERM)
 			fprintf(stderr, "IORING_SETUP_SQPOLL without privileges needs Linux 5.13 or newer\n");
+		else if (ret == -EINVAL)
+			fprintf(stderr, "io_uring: this kernel refuses IORING_SETUP_SQPOLL or IORING_SETUP_CQSIZE (needs Linux 5.5 or newer)\n");
 		return -1;
 	}
 	if (check_kernel_support(ring))
@@ -1083,7 +1191,7 @@ static int setup_ring(struct io_uring *ring, const struct config *cfg)
 				cfg->max_conns);
 		goto fail;
 	}
-	if (setup_buffers(ring, cfg->buffers))
+	if (setup_buffers(ring, cfg->buffers) || try_multishot_recv(ring))
 		goto fail;
 	return 0;
 fail:
@@ -1119,6 +1227,7 @@ static void rearm_recv(struct io_uring *ring, struct conn *c)
 	if (c->recv_armed || c->input_done || c->held_first >= 0)
 		return;
 	queue_recv(ring, c);
+	stats.recv_rearms++;
 }
 
 static void handle_accept(struct io_uring *ring, int listen_fd,
@@ -1152,6 +1261,7 @@ static void handle_accept(struct io_uring *ring, int listen_fd,
 	} else {
 		c = alloc_conn(res);
 		queue_recv(ring, c);
+		stats.connections++;
 		arm_sweep(ring, conn_deadline(c));
 	}
 	if (!accept_armed)
@@ -1178,6 +1288,7 @@ static void process_requests(struct io_uring *ring, struct conn *c)
 		return;
 	c->resp = choose_response(status, &req);
 	c->sent = 0;
+	stats.requests++;
 	/* -t bounds idleness: a response begun is activity. */
 	c->last_active = now_us();
 	if (c->resp->keep_alive) {
@@ -1269,6 +1380,7 @@ static void handle_recv(struct io_uring *ring, struct conn *c,
 	if ((cqe->flags & IORING_CQE_F_BUFFER) && !held)
 		recycle_buffer(bid);
 	if (res == -ENOBUFS) {
+		stats.enobufs++;
 		/*
 		 * The ring ran dry; the bytes are still in the socket. The
 		 * recv re-armed below reaches the kernel after this batch of
@@ -1311,6 +1423,7 @@ static void handle_send(struct io_uring *ring, struct conn *c, int res)
 		/* MSG_WAITALL makes short sends rare (an error part way, say). */
 		c->sent += res;
 		if (c->sent < c->resp->len) {
+			stats.short_sends++;
 			queue_send(ring, c);
 			return;
 		}
@@ -1463,6 +1576,10 @@ static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us
 		 * Peeking reads the shared CQ: no syscall, but spinning on it
 		 * burns this core. After spin_us without a completion, sleep
 		 * in the kernel instead: one syscall, paid only when idle.
+		 * (liburing does enter the kernel from a peek when the kernel
+		 * has set IORING_SQ_CQ_OVERFLOW, to flush the completions it
+		 * parked while the CQ was full: see cq_ring_needs_flush() in
+		 * liburing's src/queue.c. CQ_ENTRIES makes that rare.)
 		 */
 		ret = io_uring_peek_cqe(ring, &cqe);
 		if (ret == -EAGAIN) {
@@ -1484,6 +1601,8 @@ static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us
 		}
 		io_uring_cq_advance(ring, count);
 		last_work = now_us();
+		if (io_uring_cq_has_overflow(ring))
+			stats.cq_overflows++;
 	}
 	return 0;
 }
@@ -1526,6 +1645,7 @@ int main(int argc, char **argv)
 	io_uring_queue_exit(&ring);
 	free_buffers();
 	close(listen_fd);
+	print_stats();
 	free_responses();
 	return ret;
 }

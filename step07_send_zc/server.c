@@ -11,12 +11,15 @@
  * At exit the server prints how many sends really avoided the copy:
  * over loopback the kernel copies anyway (TUTORIAL.md says why).
  *
- * Needs: Linux 6.0 or newer (6.2 to report copies), liburing 2.3. Without
- * IORING_OP_SEND_ZC it says so and sends large bodies the plain way.
+ * Needs: Linux 6.0 or newer, liburing 2.3. Without IORING_OP_SEND_ZC it
+ * says so and sends large bodies the plain way; before 6.2 it cannot tell
+ * copies apart (IORING_SEND_ZC_REPORT_USAGE); before 6.8 it cannot reset
+ * clients that stopped reading at exit (IORING_OP_FIXED_FD_INSTALL), and
+ * exit waits for TCP_USER_TIMEOUT instead.
  *
  * Try it:
  *	make -C step07_send_zc
- *	./step07_send_zc/server -p 8000 -l 16777216
+ *	./step07_send_zc/server -p 8000 -l 2097152
  *	ab -k -n 200 -c 4 http://127.0.0.1:8000/large
  *	strace -c -f -p $(pidof server)		(make requests, then ^C strace)
  */
@@ -29,7 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
-#include <sys/utsname.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -59,9 +61,12 @@
 #define BUFFER_GROUP		0	/* our one buffer ring's id */
 #define DEFAULT_IDLE_SEC	30	/* close connections idle this long (-t) */
 /*
- * Below this, copying is cheaper than pinning pages and handling a second
- * completion: published measurements put the break-even between a few KiB
- * and about 10 KiB. Only /large (when -l makes it this big) goes zero-copy.
+ * Below this, we guess, copying costs less than pinning pages and handling
+ * a second completion. Where the break-even lies depends on the machine
+ * and the network card, and over loopback the kernel copies anyway, so
+ * this repository cannot measure it: move it and measure on real network
+ * hardware (a TUTORIAL.md exercise). Only /large (when -l makes it this
+ * big) goes zero-copy.
  */
 #define ZC_MIN_BYTES		16384
 
@@ -702,6 +707,27 @@ static __u64 make_user_data(enum op op, const struct conn *c)
 static int accept_armed;	/* an accept (or its backoff) is in flight */
 static int sweep_armed;		/* the idle sweep's timeout is in flight */
 static __u64 sweep_at;		/* when it fires, on the now_us() clock */
+
+/*
+ * What the ring did, printed at exit: this step's pitfalls, counted with
+ * plain increments (no syscall). Shrink -B to watch ENOBUFS happen.
+ */
+static struct {
+	unsigned long connections;	/* accepted */
+	unsigned long requests;		/* answered */
+	unsigned long recv_rearms;	/* multishot recvs armed again ... */
+	unsigned long enobufs;		/* ... of which after ENOBUFS */
+	unsigned long pauses;		/* recvs stopped while buf was full */
+	unsigned long cq_overflows;	/* CQ found full, completions parked */
+	unsigned long short_sends;	/* sends that took part of a response */
+} stats;
+
+static void print_stats(void)
+{
+	printf("ring: %lu connections, %lu requests; multishot recv re-armed %lu times (%lu after ENOBUFS), paused %lu times; CQ overflowed %lu times; %lu short sends\n",
+	       stats.connections, stats.requests, stats.recv_rearms, stats.enobufs,
+	       stats.pauses, stats.cq_overflows, stats.short_sends);
+}
 static __u64 idle_timeout_us;	/* -t */
 
 /* liburing 2.3's headers predate these (Linux 6.2). */
@@ -771,7 +797,11 @@ static void queue_accept(struct io_uring *ring, int listen_fd)
 
 static void queue_accept_backoff(struct io_uring *ring)
 {
-	/* The kernel reads the timespec when the request runs: keep it alive. */
+	/*
+	 * The kernel copies the timespec when it takes the request in: in
+	 * io_uring_submit(), or later in the SQ thread (step04 on). Either
+	 * way that can be after we return, so it must outlive this function.
+	 */
 	static struct __kernel_timespec backoff = {
 		.tv_nsec = ACCEPT_BACKOFF_MS * 1000000LL,
 	};
@@ -865,6 +895,7 @@ static void queue_pause(struct io_uring *ring, struct conn *c)
 	io_uring_prep_cancel64(sqe, make_user_data(OP_RECV, c), 0);
 	io_uring_sqe_set_data64(sqe, make_user_data(OP_PAUSE, c));
 	c->pause_queued = 1;
+	stats.pauses++;
 }
 
 /*
@@ -916,6 +947,23 @@ static const struct {
 	{ IORING_OP_SHUTDOWN, "IORING_OP_SHUTDOWN", "5.11" },
 };
 
+/*
+ * Features the kernel reports at setup (liburing keeps them in
+ * ring->features), and why we rely on each.
+ */
+static const struct {
+	unsigned int feature;
+	const char *name;
+	const char *since;
+} required_features[] = {
+	/* A full CQ parks completions on a list instead of dropping them. */
+	{ IORING_FEAT_NODROP, "IORING_FEAT_NODROP", "5.5" },
+	/* A recv or accept with nothing to do yet waits on a poll, not a thread. */
+	{ IORING_FEAT_FAST_POLL, "IORING_FEAT_FAST_POLL", "5.7" },
+	/* io_uring_wait_cqe_timeout() hands its timeout to io_uring_enter(). */
+	{ IORING_FEAT_EXT_ARG, "IORING_FEAT_EXT_ARG", "5.11" },
+};
+
 static int check_kernel_support(struct io_uring *ring)
 {
 	struct io_uring_probe *probe;
@@ -935,6 +983,13 @@ static int check_kernel_support(struct io_uring *ring)
 		}
 	}
 	io_uring_free_probe(probe);
+	for (i = 0; i < sizeof(required_features) / sizeof(required_features[0]); i++) {
+		if (!(ring->features & required_features[i].feature)) {
+			fprintf(stderr, "io_uring: this kernel lacks %s (needs Linux %s or newer)\n",
+				required_features[i].name, required_features[i].since);
+			ret = -1;
+		}
+	}
 	return ret;
 }
 
@@ -944,7 +999,7 @@ static void report_setup_error(const char *what, int err)
 	if (err == EPERM || err == EACCES)
 		fprintf(stderr, "io_uring is disabled here: see sysctl kernel.io_uring_disabled, or a container's seccomp profile\n");
 	else if (err == ENOSYS)
-		fprintf(stderr, "this kernel has no io_uring (needs Linux 5.6 or newer)\n");
+		fprintf(stderr, "this kernel has no io_uring, or it is compiled out: README.md says which kernel each step needs\n");
 }
 
 /*
@@ -1077,15 +1132,106 @@ static void free_buffers(void)
 	free(buf_pool);
 }
 
-/* Multishot recv came in 6.0; the probe cannot see it (the opcode is older). */
-static int kernel_at_least(int major, int minor)
+/*
+ * Some behaviours have no probe: the opcode is older than the flag. Try
+ * such a request once, on a socket pair, and read what completes. Waits
+ * at most a second for each completion; 0 with its res and flags, or -1.
+ */
+static int wait_trial(struct io_uring *ring, int *res, unsigned int *flags)
 {
-	struct utsname u;
-	int ma, mi;
+	struct __kernel_timespec second = { .tv_sec = 1 };
+	struct io_uring_cqe *cqe;
+	int ret;
 
-	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
-		return 1;	/* cannot tell: try, and report what fails */
-	return ma > major || (ma == major && mi >= minor);
+	ret = io_uring_wait_cqe_timeout(ring, &cqe, &second);
+	if (ret) {
+		fprintf(stderr, "io_uring: no completion for a setup trial: %s\n",
+			strerror(-ret));
+		return -1;
+	}
+	*res = cqe->res;
+	*flags = cqe->flags;
+	if (cqe->flags & IORING_CQE_F_BUFFER)
+		recycle_buffer(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	io_uring_cqe_seen(ring, cqe);
+	return 0;
+}
+
+/*
+ * Multishot recv (Linux 6.0): with a byte waiting, a multishot recv
+ * completes with it and IORING_CQE_F_MORE; a kernel without it refuses
+ * the flag (-EINVAL). The peer's close then ends it.
+ */
+static int try_multishot_recv(struct io_uring *ring)
+{
+	unsigned int flags;
+	int sv[2], res, more, ret = -1;
+	struct io_uring_sqe *sqe;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		perror("socketpair");
+		return -1;
+	}
+	if (write(sv[1], "x", 1) != 1) {
+		perror("write");
+		goto out;
+	}
+	sqe = get_sqe(ring);
+	io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUFFER_GROUP;
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_RECV, NULL));
+	io_uring_submit(ring);
+	if (wait_trial(ring, &res, &flags))
+		goto out;
+	more = flags & IORING_CQE_F_MORE;
+	close(sv[1]);
+	sv[1] = -1;
+	while (flags & IORING_CQE_F_MORE)
+		if (wait_trial(ring, &res, &flags))
+			goto out;
+	if (!more) {
+		fprintf(stderr, "io_uring: this kernel has no multishot recv (needs Linux 6.0 or newer)\n");
+		goto out;
+	}
+	ret = 0;
+out:
+	close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	return ret;
+}
+
+/*
+ * IORING_SEND_ZC_REPORT_USAGE (Linux 6.2) makes the notification say
+ * whether the kernel copied after all. An older kernel refuses the flag
+ * (-EINVAL) while it prepares the request, before it looks at the socket,
+ * so a socket pair, which cannot send zero-copy at all, is enough to ask.
+ */
+static int zc_reports_usage(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe;
+	unsigned int flags;
+	int sv[2], res = -EINVAL;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		perror("socketpair");
+		return 0;
+	}
+	sqe = get_sqe(ring);
+	io_uring_prep_send_zc(sqe, sv[0], "x", 1, MSG_NOSIGNAL,
+			      IORING_SEND_ZC_REPORT_USAGE);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_SEND_ZC, NULL));
+	io_uring_submit(ring);
+	if (!wait_trial(ring, &res, &flags)) {
+		/* A send that went on to use the pages also notifies. */
+		while (flags & IORING_CQE_F_MORE)
+			if (wait_trial(ring, (int[]){ 0 }, &flags))
+				break;
+	}
+	close(sv[0]);
+	close(sv[1]);
+	return res != -EINVAL;
 }
 
 /*
@@ -1110,7 +1256,7 @@ static void setup_zero_copy(struct io_uring *ring)
 	}
 	can_install_fixed_fd = io_uring_opcode_supported(probe, OP_FIXED_FD_INSTALL);
 	io_uring_free_probe(probe);
-	if (kernel_at_least(6, 2))
+	if (zc_reports_usage(ring))
 		zc_flags = IORING_SEND_ZC_REPORT_USAGE;
 	for (keep = 0; keep < 2; keep++) {
 		iov[keep].iov_base = responses[keep][RESP_LARGE].data;
@@ -1133,10 +1279,6 @@ static int setup_ring(struct io_uring *ring, const struct config *cfg)
 	struct io_uring_params p;
 	int ret;
 
-	if (!kernel_at_least(6, 0)) {
-		fprintf(stderr, "multishot recv needs Linux 6.0 or newer\n");
-		return -1;
-	}
 	memset(&p, 0, sizeof(p));
 	/*
 	 * A multishot request can post completions faster than we reap them,
@@ -1159,6 +1301,8 @@ static int setup_ring(struct io_uring *ring, const struct config *cfg)
 		report_setup_error("io_uring_queue_init", -ret);
 		if (ret == -EPERM)
 			fprintf(stderr, "IORING_SETUP_SQPOLL without privileges needs Linux 5.13 or newer\n");
+		else if (ret == -EINVAL)
+			fprintf(stderr, "io_uring: this kernel refuses IORING_SETUP_SQPOLL or IORING_SETUP_CQSIZE (needs Linux 5.5 or newer)\n");
 		return -1;
 	}
 	if (check_kernel_support(ring))
@@ -1172,7 +1316,7 @@ static int setup_ring(struct io_uring *ring, const struct config *cfg)
 				cfg->max_conns);
 		goto fail;
 	}
-	if (setup_buffers(ring, cfg->buffers))
+	if (setup_buffers(ring, cfg->buffers) || try_multishot_recv(ring))
 		goto fail;
 	setup_zero_copy(ring);
 	return 0;
@@ -1209,6 +1353,7 @@ static void rearm_recv(struct io_uring *ring, struct conn *c)
 	if (c->recv_armed || c->input_done || c->held_first >= 0)
 		return;
 	queue_recv(ring, c);
+	stats.recv_rearms++;
 }
 
 static void handle_accept(struct io_uring *ring, int listen_fd,
@@ -1242,6 +1387,7 @@ static void handle_accept(struct io_uring *ring, int listen_fd,
 	} else {
 		c = alloc_conn(res);
 		queue_recv(ring, c);
+		stats.connections++;
 		arm_sweep(ring, conn_deadline(c));
 	}
 	if (!accept_armed)
@@ -1268,6 +1414,7 @@ static void process_requests(struct io_uring *ring, struct conn *c)
 		return;
 	c->resp = choose_response(status, &req);
 	c->sent = 0;
+	stats.requests++;
 	/* -t bounds idleness: a response begun is activity. */
 	c->last_active = now_us();
 	if (c->resp->keep_alive) {
@@ -1361,6 +1508,7 @@ static void handle_recv(struct io_uring *ring, struct conn *c,
 	if ((cqe->flags & IORING_CQE_F_BUFFER) && !held)
 		recycle_buffer(bid);
 	if (res == -ENOBUFS) {
+		stats.enobufs++;
 		/*
 		 * The ring ran dry; the bytes are still in the socket. The
 		 * recv re-armed below reaches the kernel after this batch of
@@ -1403,6 +1551,7 @@ static void handle_send(struct io_uring *ring, struct conn *c, int res)
 		/* MSG_WAITALL makes short sends rare (an error part way, say). */
 		c->sent += res;
 		if (c->sent < c->resp->len) {
+			stats.short_sends++;
 			queue_send(ring, c);
 			return;
 		}
@@ -1599,6 +1748,10 @@ static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us
 		 * Peeking reads the shared CQ: no syscall, but spinning on it
 		 * burns this core. After spin_us without a completion, sleep
 		 * in the kernel instead: one syscall, paid only when idle.
+		 * (liburing does enter the kernel from a peek when the kernel
+		 * has set IORING_SQ_CQ_OVERFLOW, to flush the completions it
+		 * parked while the CQ was full: see cq_ring_needs_flush() in
+		 * liburing's src/queue.c. CQ_ENTRIES makes that rare.)
 		 */
 		ret = io_uring_peek_cqe(ring, &cqe);
 		if (ret == -EAGAIN) {
@@ -1620,15 +1773,18 @@ static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us
 		}
 		io_uring_cq_advance(ring, count);
 		last_work = now_us();
+		if (io_uring_cq_has_overflow(ring))
+			stats.cq_overflows++;
 	}
 	return 0;
 }
 
 /*
  * At exit. A zero-copy notification comes only once the client has
- * acknowledged the data, and until it has come the kernel does not let
- * the process exit: a client that stopped reading would hold us here until
- * TCP_USER_TIMEOUT (-t) fires. Nor does tearing the ring down help: the
+ * acknowledged the data, and a process cannot finish exiting while its
+ * io_uring requests are in flight (the kernel's io_uring_cancel_generic()
+ * waits for them, and an owed notification is one): a client that stopped
+ * reading would hold us here until TCP_USER_TIMEOUT (-t) fires. Nor does tearing the ring down help: the
  * ring waits for the notification, and its fixed-file table, freed last,
  * keeps the socket open. So reset those connections: install each stuck
  * fixed file into the fd table (IORING_OP_FIXED_FD_INSTALL, Linux 6.8),
@@ -1730,6 +1886,7 @@ int main(int argc, char **argv)
 	io_uring_queue_exit(&ring);
 	free_buffers();
 	close(listen_fd);
+	print_stats();
 	/* A send whose notification had not come in by now is not counted. */
 	if (zc_flags & IORING_SEND_ZC_REPORT_USAGE)
 		printf("zero-copy sends: %lu without a copy, %lu copied by the kernel\n",
