@@ -684,7 +684,7 @@ static void queue_send(struct io_uring *ring, struct conn *c)
 	io_uring_prep_send(sqe, c->fd, c->resp->data + c->sent,
 			   c->resp->len - c->sent, MSG_NOSIGNAL | MSG_WAITALL);
 	io_uring_sqe_set_data64(sqe, make_user_data(OP_SEND, c));
-	/* The next SQE, the close, starts only if this send took every byte. */
+	/* The next SQE, the close or the shutdown, starts only if this send took every byte. */
 	sqe->flags |= IOSQE_IO_LINK;
 }
 
@@ -913,9 +913,10 @@ static void handle_recv(struct io_uring *ring, struct conn *c, int res)
 static void handle_send(struct io_uring *ring, struct conn *c, int res)
 {
 	/*
-	 * Nothing to queue: the linked close follows a complete send, and
-	 * after a failed or short one the close's own completion, -ECANCELED,
-	 * says the socket is still open (see handle_close()).
+	 * Nothing to queue: the linked close (or shutdown) follows a complete
+	 * send, and after a failed or short one its own completion,
+	 * -ECANCELED, says the socket is still open (see handle_close() and
+	 * handle_shutdown()).
 	 */
 	(void)ring;
 	(void)c;
