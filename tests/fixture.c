@@ -126,6 +126,12 @@ TCase *new_tcase(Suite *s, const char *name, double timeout)
 	return tc;
 }
 
+void add_tests(TCase *tc, int idx, const TTest *const *tests)
+{
+	for (; *tests; tests++)
+		ADD(tc, *tests);
+}
+
 /* ---- the server ------------------------------------------------------- */
 
 void use_step(int idx)

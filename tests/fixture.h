@@ -72,6 +72,12 @@ TCase *new_tcase(Suite *s, const char *name, double timeout);
 /* A test runs once per suite, with _i the index of the suite's step @idx. */
 #define ADD(tc, fn) tcase_add_loop_test(tc, fn, idx, idx + 1)
 
+/* The tests of a tcase, for add_tests(): TESTS(first_test, second_test). */
+#define TESTS(...) ((const TTest *const[]){ __VA_ARGS__, NULL })
+
+/* ADD() each of @tests (NULL terminated) to @tc, for steps[@idx]'s suite. */
+void add_tests(TCase *tc, int idx, const TTest *const *tests);
+
 /*
  * Parent side: collect servers orphaned by tests that were killed (a
  * timeout); run_tests is their subreaper.  Never blocks.

@@ -1080,27 +1080,24 @@ static int response_recv(int fd, struct http_response *r, enum read_mode mode,
 			 size_t chunk)
 {
 	char buf[65536];
-	ssize_t n;
+	enum peer_event ev;
+	size_t n;
 
 	if (chunk > sizeof(buf))
 		chunk = sizeof(buf);
-	n = recv(fd, buf, chunk, 0);
-	if (n > 0) {
-		if (response_append(r, buf, (size_t)n) < 0)
-			return -1;
-	} else if (n == 0) {
-		r->eof = true;
-	} else if (errno == ECONNRESET) {
-		/*
-		 * A server that closes with request bytes still unread makes
-		 * the kernel send RST; what it sent before stays readable.
-		 */
-		r->eof = true;
-		r->reset = true;
-	} else if (errno != EAGAIN && errno != EINTR) {
-		set_err("recv: %s", strerror(errno));
+	ev = recv_event(fd, buf, chunk, &n);
+	if (ev == PEER_ERROR)
 		return -1;
-	}
+	if (ev == PEER_DATA && response_append(r, buf, n) < 0)
+		return -1;
+	/*
+	 * A server that closes with request bytes still unread makes the
+	 * kernel send RST; what it sent before stays readable.
+	 */
+	if (ev == PEER_CLOSED || ev == PEER_RESET)
+		r->eof = true;
+	if (ev == PEER_RESET)
+		r->reset = true;
 	return response_complete(r, mode) ? 1 : 0;
 }
 
@@ -1557,7 +1554,8 @@ enum peer_event peer_wait(int fd, int timeout_ms)
 {
 	long long deadline = now_ms() + timeout_ms;
 	char buf[512], q[256];
-	ssize_t n;
+	enum peer_event ev;
+	size_t n;
 	int ret;
 
 	for (;;) {
@@ -1566,21 +1564,33 @@ enum peer_event peer_wait(int fd, int timeout_ms)
 			return PEER_ERROR;
 		if (!ret)
 			return PEER_SILENT;
-		n = recv(fd, buf, sizeof(buf), 0);
-		if (n > 0) {
-			set_err("unexpected bytes (%zd in the first read): %s", n,
-				quote_bytes(buf, (size_t)n, q, sizeof(q)));
-			return PEER_DATA;
-		}
-		if (!n)
-			return PEER_CLOSED;
-		if (errno == ECONNRESET)
-			return PEER_RESET;
-		if (errno != EAGAIN && errno != EINTR) {
-			set_err("recv: %s", strerror(errno));
-			return PEER_ERROR;
-		}
+		ev = recv_event(fd, buf, sizeof(buf), &n);
+		if (ev == PEER_DATA)
+			set_err("unexpected bytes (%zu in the first read): %s", n,
+				quote_bytes(buf, n, q, sizeof(q)));
+		if (ev != PEER_SILENT)
+			return ev;
 	}
+}
+
+enum peer_event recv_event(int fd, void *buf, size_t size, size_t *n)
+{
+	ssize_t k;
+
+	*n = 0;
+	k = recv(fd, buf, size, MSG_DONTWAIT);
+	if (k > 0) {
+		*n = (size_t)k;
+		return PEER_DATA;
+	}
+	if (!k)
+		return PEER_CLOSED;
+	if (errno == ECONNRESET)
+		return PEER_RESET;
+	if (errno == EAGAIN || errno == EINTR)
+		return PEER_SILENT;
+	set_err("recv: %s", strerror(errno));
+	return PEER_ERROR;
 }
 
 const char *peer_event_str(enum peer_event ev)

@@ -253,6 +253,14 @@ enum peer_event {
 enum peer_event peer_wait(int fd, int timeout_ms);
 const char *peer_event_str(enum peer_event ev);
 
+/*
+ * One recv() of at most @size bytes from @fd into @buf, without waiting:
+ * PEER_DATA with the count in *@n, PEER_CLOSED, PEER_RESET (what came
+ * before the RST was readable first), PEER_SILENT when nothing is there
+ * yet (EAGAIN, EINTR), or PEER_ERROR (harness_error() says which).
+ */
+enum peer_event recv_event(int fd, void *buf, size_t size, size_t *n);
+
 /* Close @fd with a RST instead of a FIN (SO_LINGER with a zero timeout). */
 int tcp_abort(int fd);
 

@@ -16,7 +16,9 @@ struct step {
 	/*
 	 * HTTP/1.1 keep-alive; otherwise the server closes after each response.
 	 * A keep-alive step also gets the suite of test_keepalive.c, so it
-	 * takes -c CONNS, -B BUFFERS and -t SECONDS as step06 defines them.
+	 * takes -c CONNS, -B BUFFERS and -t SECONDS as step06 defines them,
+	 * and prints step06's line "ring: N connections, N requests; ..."
+	 * at exit.
 	 */
 	bool keep_alive;
 	/*

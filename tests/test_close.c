@@ -148,8 +148,9 @@ static bool stream_read(int fd, struct stream *s, size_t until, int timeout_ms,
 	long long deadline = now_ms() + timeout_ms, left;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	bool mid_sent = !mid_at;
+	enum peer_event ev;
 	char buf[65536];
-	ssize_t k;
+	size_t k;
 
 	if (!chunk || chunk > sizeof(buf))
 		chunk = sizeof(buf);
@@ -167,18 +168,16 @@ static bool stream_read(int fd, struct stream *s, size_t until, int timeout_ms,
 			return false;
 		if (poll(&pfd, 1, (int)left) <= 0)
 			continue;
-		k = recv(fd, buf, chunk, MSG_DONTWAIT);
-		if (k > 0) {
-			stream_append(s, buf, (size_t)k);
+		ev = recv_event(fd, buf, chunk, &k);
+		if (ev == PEER_DATA) {
+			stream_append(s, buf, k);
 			if (pause_ms)
 				sleep_ms(pause_ms);
-		} else if (k == 0) {
+		} else if (ev == PEER_CLOSED || ev == PEER_RESET) {
 			s->eof = true;
-		} else if (errno == ECONNRESET) {
-			s->eof = true;
-			s->reset = true;
-		} else if (errno != EAGAIN && errno != EINTR) {
-			snprintf(s->error, sizeof(s->error), "recv: %s", strerror(errno));
+			s->reset = ev == PEER_RESET;
+		} else if (ev == PEER_ERROR) {
+			snprintf(s->error, sizeof(s->error), "%s", harness_error());
 		}
 	}
 	return true;
@@ -440,33 +439,6 @@ static int read_upto(int fd, int n, int timeout_ms, struct http_response *out,
 
 /* ---- tcase linger ----------------------------------------------------- */
 
-/* "GET / HTTP/1.1" and filler headers, @total bytes ending in CRLFCRLF. */
-static char *head_of_size(size_t total)
-{
-	static const char start[] = "GET / HTTP/1.1\r\n" HOST_HDR;
-	/* "X-FillNNN: " (11 bytes), at least one byte of value, CRLF */
-	const size_t prefix = 11, min_line = prefix + 1 + 2;
-	size_t len = sizeof(start) - 1, left, line;
-	char *req;
-	int i;
-
-	ck_assert_uint_ge(total, len + min_line + 2);
-	req = malloc(total + 1);
-	ck_assert_ptr_nonnull(req);
-	memcpy(req, start, len);
-	/* 100-byte lines; the last one takes the rest. */
-	for (i = 0; (left = total - 2 - len) > 0; i++) {
-		line = left >= 100 + min_line ? 100 : left;
-		snprintf(req + len, prefix + 1, "X-Fill%03d: ", i % 1000);
-		memset(req + len + prefix, 'a', line - prefix - 2);
-		memcpy(req + len + line - 2, "\r\n", 2);
-		len += line;
-	}
-	memcpy(req + len, "\r\n", 2);
-	req[total] = '\0';
-	return req;
-}
-
 START_TEST(big_head_431_then_fin)
 {
 	struct http_response r;
@@ -476,7 +448,7 @@ START_TEST(big_head_431_then_fin)
 	int fd;
 
 	start_step(_i, NULL);
-	req = head_of_size(BIG_HEAD_BYTES);
+	req = request_of_size(BIG_HEAD_BYTES);
 	snprintf(what, sizeof(what), "a %d-byte head in one write", BIG_HEAD_BYTES);
 	fd = connect_or_fail();
 	send_or_fail(fd, req, BIG_HEAD_BYTES, what);
@@ -585,22 +557,47 @@ END_TEST
  */
 #define LINGER_TRIGGER REQ_ROOT_CLOSE REQ_ROOT
 
+/*
+ * Send @req on a new connection and read one response by its length: it
+ * must be GET /'s, closing.  The time it was in goes to *@answered (if
+ * not NULL); the connection is returned open, for what the server does
+ * next.
+ */
+static int answered_closing(const char *req, long long *answered, const char *what)
+{
+	struct http_response r = { 0 };
+	int fd, ret;
+
+	fd = connect_or_fail();
+	send_or_fail(fd, req, strlen(req), what);
+	ret = http_read(fd, READ_BY_LENGTH, IO_TIMEOUT_MS, &r);
+	ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
+	if (answered)
+		*answered = now_ms();
+	assert_root(&r, false, what);
+	http_response_free(&r);
+	return fd;
+}
+
+/*
+ * steps[@idx]'s server, with what it holds counted into *@base, and a
+ * connection answered after LINGER_TRIGGER: the server lingers on it.
+ */
+static int lingering(int idx, int *base, long long *answered, const char *what)
+{
+	start_step(idx, NULL);
+	*base = held_baseline();
+	return answered_closing(LINGER_TRIGGER, answered, what);
+}
+
 START_TEST(half_close_ends_linger)
 {
 	const char *what = "GET / with Connection: close and GET / behind it, then shutdown(SHUT_WR)";
-	struct http_response r = { 0 };
 	long long start;
 	long took;
-	int base, fd, ret;
+	int base, fd;
 
-	start_step(_i, NULL);
-	base = held_baseline();
-	fd = connect_or_fail();
-	send_or_fail(fd, LINGER_TRIGGER, strlen(LINGER_TRIGGER), what);
-	ret = http_read(fd, READ_BY_LENGTH, IO_TIMEOUT_MS, &r);
-	ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
-	assert_root(&r, false, what);
-	http_response_free(&r);
+	fd = lingering(_i, &base, NULL, what);
 	ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
 	start = now_ms();
 	assert_fin(fd, PROMPT_CLOSE_MS, what);
@@ -617,21 +614,13 @@ END_TEST
 START_TEST(linger_timeout_bounded)
 {
 	const char *what = "a client that sends GET / with Connection: close and GET / behind it, reads its response, then neither sends nor closes";
-	struct http_response r = { 0 }, other = { 0 };
+	struct http_response other = { 0 };
 	long long start, t;
 	long took, other_ms;
-	int base, fd, ret;
 	enum peer_event ev;
+	int base, fd;
 
-	start_step(_i, NULL);
-	base = held_baseline();
-	fd = connect_or_fail();
-	send_or_fail(fd, LINGER_TRIGGER, strlen(LINGER_TRIGGER), what);
-	ret = http_read(fd, READ_BY_LENGTH, IO_TIMEOUT_MS, &r);
-	ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
-	start = now_ms();
-	assert_root(&r, false, what);
-	http_response_free(&r);
+	fd = lingering(_i, &base, &start, what);
 	if (st->concurrent) {
 		/* The lingering connection must not hold up anyone else. */
 		t = now_ms();
@@ -660,23 +649,34 @@ END_TEST
 /* ---- tcase http ------------------------------------------------------- */
 
 /*
+ * "@method @target HTTP/1.1" with Connection: close on a new connection,
+ * its response read to the server's close into @r.
+ */
+static void closing_request(const char *method, const char *target,
+			    struct http_response *r)
+{
+	char req[256];
+
+	snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n",
+		 method, target);
+	memset(r, 0, sizeof(*r));
+	exchange(req, strlen(req), READ_TO_EOF, r);
+}
+
+/*
  * HEAD @path on a closing step: exactly the head GET @path gets, then
  * the close, no body byte.
  */
 static void head_closing(const char *path)
 {
-	struct http_response get = { 0 }, head = { 0 };
-	char req[160], what[64], got[512], want[512];
+	struct http_response get, head;
+	char what[64], got[512], want[512];
 
 	snprintf(what, sizeof(what), "HEAD %s", path);
-	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n",
-		 path);
-	exchange(req, strlen(req), READ_TO_EOF, &get);
+	closing_request("GET", path, &get);
 	ck_assert_msg(get.status == 200 && get.header_len, "%s: GET %s: %s", st->name, path,
 		      quote_bytes(get.raw, get.raw_len, got, sizeof(got)));
-	snprintf(req, sizeof(req), "HEAD %s HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n",
-		 path);
-	exchange(req, strlen(req), READ_TO_EOF, &head);
+	closing_request("HEAD", path, &head);
 	ck_assert_msg(head.raw_len == get.header_len && !memcmp(head.raw, get.raw, get.header_len),
 		      "%s: %s: got %zu bytes %s%s, want GET's head, %zu bytes %s and no body",
 		      st->name, what, head.raw_len,
@@ -727,23 +727,25 @@ static void head_kept(const char *path)
 	close(fd);
 }
 
+/* HEAD @path on steps[@idx], the way its connections go. */
+static void head_on_step(int idx, const char *path)
+{
+	start_step(idx, NULL);
+	if (st->keep_alive)
+		head_kept(path);
+	else
+		head_closing(path);
+}
+
 START_TEST(head_root)
 {
-	start_step(_i, NULL);
-	if (st->keep_alive)
-		head_kept("/");
-	else
-		head_closing("/");
+	head_on_step(_i, "/");
 }
 END_TEST
 
 START_TEST(head_large)
 {
-	start_step(_i, NULL);
-	if (st->keep_alive)
-		head_kept("/large");
-	else
-		head_closing("/large");
+	head_on_step(_i, "/large");
 }
 END_TEST
 
@@ -777,22 +779,13 @@ START_TEST(query_string_ignored)
 	struct http_response r;
 
 	start_step(_i, args);
-	memset(&r, 0, sizeof(r));
-	exchange("GET /?x=1 HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n",
-		 strlen("GET /?x=1 HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n"),
-		 READ_TO_EOF, &r);
+	closing_request("GET", "/?x=1", &r);
 	assert_root(&r, false, "GET /?x=1");
 	http_response_free(&r);
-	memset(&r, 0, sizeof(r));
-	exchange("GET /large?y HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n",
-		 strlen("GET /large?y HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n"),
-		 READ_TO_EOF, &r);
+	closing_request("GET", "/large?y", &r);
 	assert_large(&r, 1000, "GET /large?y with -l 1000");
 	http_response_free(&r);
-	memset(&r, 0, sizeof(r));
-	exchange("GET /nope?x HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n",
-		 strlen("GET /nope?x HTTP/1.1\r\n" HOST_HDR "Connection: close\r\n\r\n"),
-		 READ_TO_EOF, &r);
+	closing_request("GET", "/nope?x", &r);
 	assert_status(&r, 404, "GET /nope?x");
 	http_response_free(&r);
 }
@@ -802,16 +795,10 @@ START_TEST(connection_close_with_ows)
 {
 	static const char req[] = "GET / HTTP/1.1\r\n" HOST_HDR "Connection: close , x\r\n\r\n";
 	const char *what = "GET / with \"Connection: close , x\"";
-	struct http_response r = { 0 };
-	int fd, ret;
+	int fd;
 
 	start_step(_i, NULL);
-	fd = connect_or_fail();
-	send_or_fail(fd, req, strlen(req), what);
-	ret = http_read(fd, READ_BY_LENGTH, IO_TIMEOUT_MS, &r);
-	ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
-	assert_root(&r, false, what);
-	http_response_free(&r);
+	fd = answered_closing(req, NULL, what);
 	assert_fin(fd, CLOSE_AFTER_MS, what);
 	close(fd);
 }
@@ -900,9 +887,7 @@ START_TEST(idle_timeout_spares_response)
 
 	start_step(_i, args);
 	fd = connect_or_fail();
-	request_on(fd, REQ_ROOT, &r, "GET / first");
-	assert_root(&r, true, "GET / first");
-	http_response_free(&r);
+	root_on(fd, REQ_ROOT, true, "GET / first");
 	sleep_ms(IDLE_PAUSE_MS);
 	/*
 	 * Read as a client on a 100 Mbit/s link would, and let the socket
@@ -934,22 +919,14 @@ START_TEST(idle_timeout_closes_silent)
 {
 	static const char *const args[] = { "-t", IDLE_CLOSE_ARG, NULL };
 	const char *what = "a kept-alive connection silent after GET / with -t 1";
-	struct http_response r = { 0 };
 	long long start;
-	enum peer_event ev;
 	int fd;
 
 	start_step(_i, args);
 	fd = connect_or_fail();
-	request_on(fd, REQ_ROOT, &r, "GET /");
-	assert_root(&r, true, "GET /");
-	http_response_free(&r);
+	root_on(fd, REQ_ROOT, true, "GET /");
 	start = now_ms();
-	ev = peer_wait(fd, IDLE_CLOSE_MS + IDLE_CLOSE_SLACK_MS);
-	ck_assert_msg(ev == PEER_CLOSED, "%s: %s: want the server's FIN within %d ms, got %s after %lld ms%s%s",
-		      st->name, what, IDLE_CLOSE_MS + IDLE_CLOSE_SLACK_MS, peer_event_str(ev),
-		      now_ms() - start, ev == PEER_DATA ? ": " : "",
-		      ev == PEER_DATA ? harness_error() : "");
+	assert_fin(fd, IDLE_CLOSE_MS + IDLE_CLOSE_SLACK_MS, what);
 	note("%s: FIN %lld ms after the response", what, now_ms() - start);
 	close(fd);
 }

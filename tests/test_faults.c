@@ -1201,32 +1201,16 @@ END_TEST
 Suite *faults_suite(int idx, const char *root)
 {
 	Suite *s = step_suite_create(idx, "faults", root);
-	TCase *tc = new_tcase(s, "slowloris", 30);
 
-	ADD(tc, slowloris);
-
-	tc = new_tcase(s, "resets", 30);
-	ADD(tc, reset_mid_request);
-	ADD(tc, reset_mid_response);
-	ADD(tc, half_close_gets_response);
-	ADD(tc, close_without_reading);
-
-	tc = new_tcase(s, "garbage", 30);
-	ADD(tc, random_bytes);
-	ADD(tc, nul_in_request_line);
-	ADD(tc, header_flood);
-	ADD(tc, request_line_100k);
-	ADD(tc, many_headers_within_limit);
-	ADD(tc, many_headers_over_limit);
-	ADD(tc, unexpected_body);
-
-	tc = new_tcase(s, "load", 60);
-	ADD(tc, load_500_connections);
-
-	tc = new_tcase(s, "exhaustion", 30);
-	ADD(tc, fd_exhaustion);
-
-	tc = new_tcase(s, "shutdown", 30);
-	ADD(tc, sigint_with_busy_clients);
+	add_tests(new_tcase(s, "slowloris", 30), idx, TESTS(slowloris));
+	add_tests(new_tcase(s, "resets", 30), idx,
+		  TESTS(reset_mid_request, reset_mid_response, half_close_gets_response,
+			close_without_reading));
+	add_tests(new_tcase(s, "garbage", 30), idx,
+		  TESTS(random_bytes, nul_in_request_line, header_flood, request_line_100k,
+			many_headers_within_limit, many_headers_over_limit, unexpected_body));
+	add_tests(new_tcase(s, "load", 60), idx, TESTS(load_500_connections));
+	add_tests(new_tcase(s, "exhaustion", 30), idx, TESTS(fd_exhaustion));
+	add_tests(new_tcase(s, "shutdown", 30), idx, TESTS(sigint_with_busy_clients));
 	return s;
 }

@@ -3,14 +3,15 @@
  * test_keepalive.c - black-box tests of what the keep-alive steps add:
  * many requests per connection, pipelining, the HTTP/1.x rules for when a
  * connection closes, the provided buffer ring running dry (-B), a full
- * fixed-file table (-c), the idle sweep (-t), clients that reset, and for
- * zero-copy steps the /large body and the count printed at exit.  One
- * Check suite, "<step>/keepalive", per row of steps[] with keep_alive
- * set; rows with zero_copy also get the tcase zerocopy.  A new keep-alive
- * step is a new row in steps.c, not new tests.
+ * fixed-file table (-c), the idle sweep (-t), clients that reset, the
+ * ring's counters printed at exit, and for zero-copy steps the /large
+ * body and the count printed at exit.  One Check suite,
+ * "<step>/keepalive", per row of steps[] with keep_alive set; rows with
+ * zero_copy also get the tcase zerocopy.  A new keep-alive step is a new
+ * row in steps.c, not new tests.
  *
- * tcases (for CK_RUN_CASE): keepalive, limits, resets, zerocopy.  The
- * rest of the environment is the one test_steps.c describes; STEPS
+ * tcases (for CK_RUN_CASE): keepalive, limits, resets, counters, zerocopy.
+ * The rest of the environment is the one test_steps.c describes; STEPS
  * selects these suites together with their step's.
  *
  * The fixture is fixture.h's, as for every suite: each test is its own
@@ -59,6 +60,18 @@
 #define ABUSE_WAVE_MS 2000
 #define RESET_LARGE_ARG "8388608"	/* 8 MiB: still being sent when the client resets */
 #define READ_BEFORE_RESET 65536
+
+/*
+ * The line the server prints at exit, "ring: ..." (see ring_exit_line()):
+ * with -B 1, RING_COUNT_CONNS connections at once send RING_BATCH
+ * requests of RING_REQ_BYTES in one write, RING_COUNT_ROUNDS times: more
+ * than one 4 KiB buffer each time, so the ring runs dry every round.
+ */
+#define RING_COUNT_BUFFERS "1"
+#define RING_COUNT_CONNS 8
+#define RING_COUNT_ROUNDS 4
+/* With the default ring, this many requests one after another. */
+#define RING_COUNT_SEQUENTIAL 20
 
 #define ZC_CONCURRENT 20
 #define ZC_REPORT_KEPT 4	/* /large sends on one kept-alive connection ... */
@@ -165,6 +178,98 @@ static bool zero_copy_unavailable(void)
 	line[strcspn(line, "\n")] = '\0';
 	printf("SKIP: %s: the server says its kernel %s\n", st->name, line);
 	return true;
+}
+
+/* GET / padded with one header to exactly @size bytes. */
+static size_t padded_request(char *buf, size_t size)
+{
+	static const char head[] = "GET / HTTP/1.1\r\n" HOST_HDR "X-Pad: ";
+	size_t len = sizeof(head) - 1, pad = size - len - 4;
+
+	memcpy(buf, head, len);
+	memset(buf + len, 'p', pad);
+	memcpy(buf + len + pad, "\r\n\r\n", 4);
+	return size;
+}
+
+/*
+ * steps[@idx]'s server with "-B @buffers", and @n connections to it, open
+ * in @fds: @rounds times, each sends RING_BATCH requests of
+ * RING_REQ_BYTES at once, all @n together, and each gets RING_BATCH
+ * answers to GET /, kept alive.  Returns the bytes each sends a round.
+ */
+static size_t ring_load(int idx, const char *buffers, int *fds, int n, int rounds)
+{
+	const char *args[] = { "-B", buffers, NULL };
+	struct http_response r[RING_CONNS * RING_BATCH];
+	char batch[RING_BATCH * RING_REQ_BYTES], what[96];
+	int round, i, ret;
+	size_t len = 0;
+
+	ck_assert_int_le(n, RING_CONNS);
+	start_step(idx, args);
+	for (i = 0; i < RING_BATCH; i++)
+		len += padded_request(batch + len, RING_REQ_BYTES);
+	for (i = 0; i < n; i++)
+		fds[i] = connect_or_fail();
+	for (round = 0; round < rounds; round++) {
+		memset(r, 0, sizeof(r));
+		ret = http_many_on(fds, n, batch, len, RING_BATCH, IO_TIMEOUT_MS, r);
+		ck_assert_msg(ret == 0, "%s: -B %s, round %d of %d, %d connections x %d pipelined requests: %s",
+			      st->name, buffers, round + 1, rounds, n, RING_BATCH,
+			      harness_error());
+		for (i = 0; i < n * RING_BATCH; i++) {
+			snprintf(what, sizeof(what), "-B %s, round %d, connection %d, response %d",
+				 buffers, round + 1, i / RING_BATCH, i % RING_BATCH + 1);
+			assert_root(&r[i], true, what);
+			http_response_free(&r[i]);
+		}
+	}
+	return len;
+}
+
+/* What the line "ring: ..." that a keep-alive step prints at exit counts. */
+struct ring_counts {
+	unsigned long connections;	/* accepted */
+	unsigned long requests;		/* answered */
+	unsigned long rearms;		/* multishot recvs armed again ... */
+	unsigned long enobufs;		/* ... of which after ENOBUFS */
+	unsigned long pauses, overflows, short_sends;
+};
+
+/*
+ * Stop the server with SIGINT (it must exit 0) and read its counts from
+ * the line it prints at exit into @c; fails, quoting its stdout, if
+ * there is no such line or it does not parse.  Prints the line.
+ */
+static void ring_exit_line(struct ring_counts *c, const char *what)
+{
+	static const char fmt[] =
+		"ring: %lu connections, %lu requests; multishot recv re-armed %lu times (%lu after ENOBUFS), paused %lu times; CQ overflowed %lu times; %lu short sends%n";
+	char out[4096], q[512];
+	const char *line = NULL, *p = out;
+	int end = 0;
+
+	stop_server(SIGINT, what);
+	server_stdout(&srv, out, sizeof(out));
+	/* The last line that starts so: the ready line comes first. */
+	for (;;) {
+		if (!strncmp(p, "ring: ", 6))
+			line = p;
+		p = strchr(p, '\n');
+		if (!p)
+			break;
+		p++;
+	}
+	ck_assert_msg(line, "%s: %s: no line \"ring: ...\" on stdout at exit; stdout: %s",
+		      st->name, what, quote_bytes(out, strlen(out), q, sizeof(q)));
+	memset(c, 0, sizeof(*c));
+	ck_assert_msg(sscanf(line, fmt, &c->connections, &c->requests, &c->rearms, &c->enobufs,
+			     &c->pauses, &c->overflows, &c->short_sends, &end) == 7 &&
+		      end > 0 && (line[end] == '\n' || line[end] == '\0'),
+		      "%s: %s: the exit line does not read \"ring: N connections, N requests; multishot recv re-armed N times (N after ENOBUFS), paused N times; CQ overflowed N times; N short sends\": %s",
+		      st->name, what, quote_bytes(line, strcspn(line, "\n"), q, sizeof(q)));
+	printf("%s: %s: %.*s\n", st->name, what, (int)strcspn(line, "\n"), line);
 }
 
 /* ---- tcase keepalive -------------------------------------------------- */
@@ -402,50 +507,17 @@ END_TEST
 
 /* ---- tcase limits ----------------------------------------------------- */
 
-/* GET / padded with one header to exactly @size bytes. */
-static size_t padded_request(char *buf, size_t size)
-{
-	static const char head[] = "GET / HTTP/1.1\r\n" HOST_HDR "X-Pad: ";
-	size_t len = sizeof(head) - 1, pad = size - len - 4;
-
-	memcpy(buf, head, len);
-	memset(buf + len, 'p', pad);
-	memcpy(buf + len + pad, "\r\n\r\n", 4);
-	return size;
-}
-
 START_TEST(buffer_ring_exhaustion)
 {
-	static const char *const args[] = { "-B", RING_BUFFERS, NULL };
-	struct http_response r[RING_CONNS * RING_BATCH];
-	char batch[RING_BATCH * RING_REQ_BYTES], what[96];
-	int fds[RING_CONNS], round, i, ret;
+	int fds[RING_CONNS], i;
 	enum peer_event ev;
-	size_t len = 0;
 
-	start_step(_i, args);
-	for (i = 0; i < RING_BATCH; i++)
-		len += padded_request(batch + len, RING_REQ_BYTES);
-	for (i = 0; i < RING_CONNS; i++)
-		fds[i] = connect_or_fail();
 	/*
 	 * Each round, every connection delivers 6000 bytes at once: 2
 	 * buffers each, 32 wanted from a ring of 4.  The recvs that find
 	 * it dry end with ENOBUFS and must be re-armed, bytes intact.
 	 */
-	for (round = 0; round < RING_ROUNDS; round++) {
-		memset(r, 0, sizeof(r));
-		ret = http_many_on(fds, RING_CONNS, batch, len, RING_BATCH, IO_TIMEOUT_MS, r);
-		ck_assert_msg(ret == 0, "%s: -B %s, round %d of %d, %d connections x %d pipelined requests: %s",
-			      st->name, RING_BUFFERS, round + 1, RING_ROUNDS, RING_CONNS,
-			      RING_BATCH, harness_error());
-		for (i = 0; i < RING_CONNS * RING_BATCH; i++) {
-			snprintf(what, sizeof(what), "-B %s, round %d, connection %d, response %d",
-				 RING_BUFFERS, round + 1, i / RING_BATCH, i % RING_BATCH + 1);
-			assert_root(&r[i], true, what);
-			http_response_free(&r[i]);
-		}
-	}
+	ring_load(_i, RING_BUFFERS, fds, RING_CONNS, RING_ROUNDS);
 	/* Answered once each: nothing more may come. */
 	sleep_ms(100);
 	for (i = 0; i < RING_CONNS; i++) {
@@ -734,6 +806,59 @@ START_TEST(abusive_clients_leak_no_slot)
 }
 END_TEST
 
+/* ---- tcase counters --------------------------------------------------- */
+
+START_TEST(exit_line_counts_enobufs)
+{
+	const unsigned long sent = RING_COUNT_CONNS * RING_COUNT_ROUNDS * RING_BATCH;
+	int fds[RING_COUNT_CONNS], i;
+	struct ring_counts c;
+	size_t len;
+
+	/* 6000 bytes at once on each: the one 4 KiB buffer cannot take them. */
+	len = ring_load(_i, RING_COUNT_BUFFERS, fds, RING_COUNT_CONNS, RING_COUNT_ROUNDS);
+	for (i = 0; i < RING_COUNT_CONNS; i++)
+		close(fds[i]);
+	ring_exit_line(&c, "SIGINT after -B 1 ran dry");
+	ck_assert_msg(c.connections == RING_COUNT_CONNS,
+		      "%s: -B %s: the exit line counts %lu connections, %d were made",
+		      st->name, RING_COUNT_BUFFERS, c.connections, RING_COUNT_CONNS);
+	ck_assert_msg(c.requests == sent,
+		      "%s: -B %s: the exit line counts %lu requests, %lu were sent and answered",
+		      st->name, RING_COUNT_BUFFERS, c.requests, sent);
+	ck_assert_msg(c.enobufs > 0,
+		      "%s: -B %s: %d connections x %d rounds of %zu bytes at once, and the exit line counts 0 recvs re-armed after ENOBUFS",
+		      st->name, RING_COUNT_BUFFERS, RING_COUNT_CONNS, RING_COUNT_ROUNDS, len);
+	ck_assert_msg(c.rearms >= c.enobufs,
+		      "%s: -B %s: the exit line counts %lu re-arms, fewer than the %lu after ENOBUFS among them",
+		      st->name, RING_COUNT_BUFFERS, c.rearms, c.enobufs);
+}
+END_TEST
+
+START_TEST(exit_line_counts_sequential)
+{
+	const char *what = "GET / one after another on one connection";
+	struct ring_counts c;
+	char w[96];
+	int fd, i;
+
+	start_step(_i, NULL);
+	fd = connect_or_fail();
+	for (i = 0; i < RING_COUNT_SEQUENTIAL; i++) {
+		snprintf(w, sizeof(w), "%s, %d of %d", what, i + 1, RING_COUNT_SEQUENTIAL);
+		root_on(fd, REQ_ROOT, true, w);
+	}
+	close(fd);
+	ring_exit_line(&c, "SIGINT after sequential requests");
+	ck_assert_msg(c.connections == 1 && c.requests == RING_COUNT_SEQUENTIAL,
+		      "%s: the exit line counts %lu connections, %lu requests; want 1 connection, %d requests",
+		      st->name, c.connections, c.requests, RING_COUNT_SEQUENTIAL);
+	ck_assert_msg(c.enobufs == 0,
+		      "%s: %d requests in turn with the default ring, and the exit line counts %lu recvs re-armed after ENOBUFS, want 0",
+		      st->name, RING_COUNT_SEQUENTIAL, c.enobufs);
+}
+END_TEST
+
 /* ---- tcase zerocopy --------------------------------------------------- */
 
 START_TEST(zc_large_exact_sizes)
@@ -887,39 +1012,25 @@ END_TEST
 Suite *keepalive_suite(int idx, const char *root)
 {
 	Suite *s = step_suite_create(idx, "keepalive", root);
-	TCase *tc = new_tcase(s, "keepalive", 30);
 
-	ADD(tc, thousand_requests_one_connection);
-	ADD(tc, pipelined_answered_in_order);
-	ADD(tc, large_then_root);
-	ADD(tc, large_and_root_pipelined);
-	ADD(tc, http10_closes);
-	ADD(tc, http10_keep_alive_stays_open);
-	ADD(tc, connection_close_ends_kept_connection);
-	ADD(tc, not_found_closes_kept_connection);
-	ADD(tc, request_with_body_closes);
-	ADD(tc, content_length_zero_keeps_alive);
-	ADD(tc, split_requests_on_kept_connection);
-	ADD(tc, request_straddles_writes);
-
-	tc = new_tcase(s, "limits", 30);
-	ADD(tc, buffer_ring_exhaustion);
-	ADD(tc, fixed_file_table_full);
-	ADD(tc, idle_keep_alive_closed);
-	ADD(tc, stalled_half_head_closed);
-
-	tc = new_tcase(s, "resets", 30);
-	ADD(tc, reset_mid_request);
-	ADD(tc, reset_mid_response);
-	ADD(tc, close_without_reading);
-	ADD(tc, abusive_clients_leak_no_slot);
-
-	if (steps[idx].zero_copy) {
-		tc = new_tcase(s, "zerocopy", 60);
-		ADD(tc, zc_large_exact_sizes);
-		ADD(tc, zc_concurrent_large);
-		ADD(tc, zc_partial_read_then_close);
-		ADD(tc, zc_exit_report);
-	}
+	add_tests(new_tcase(s, "keepalive", 30), idx,
+		  TESTS(thousand_requests_one_connection, pipelined_answered_in_order,
+			large_then_root, large_and_root_pipelined, http10_closes,
+			http10_keep_alive_stays_open, connection_close_ends_kept_connection,
+			not_found_closes_kept_connection, request_with_body_closes,
+			content_length_zero_keeps_alive, split_requests_on_kept_connection,
+			request_straddles_writes));
+	add_tests(new_tcase(s, "limits", 30), idx,
+		  TESTS(buffer_ring_exhaustion, fixed_file_table_full, idle_keep_alive_closed,
+			stalled_half_head_closed));
+	add_tests(new_tcase(s, "resets", 30), idx,
+		  TESTS(reset_mid_request, reset_mid_response, close_without_reading,
+			abusive_clients_leak_no_slot));
+	add_tests(new_tcase(s, "counters", 30), idx,
+		  TESTS(exit_line_counts_enobufs, exit_line_counts_sequential));
+	if (steps[idx].zero_copy)
+		add_tests(new_tcase(s, "zerocopy", 60), idx,
+			  TESTS(zc_large_exact_sizes, zc_concurrent_large,
+				zc_partial_read_then_close, zc_exit_report));
 	return s;
 }
