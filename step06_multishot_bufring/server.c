@@ -1318,8 +1318,8 @@ static void close_when_done(struct io_uring *ring, struct conn *c)
 	 * A lingering close (see step01): the client may still be sending,
 	 * and closing with its bytes unread would send a reset that can
 	 * destroy the response. Shut our side down, then drop what the recv
-	 * brings until the client's EOF, LINGER_MAX_BYTES, or LINGER_MS of
-	 * silence (the sweep).
+	 * brings until the client's EOF, LINGER_MAX_BYTES, or LINGER_MS after
+	 * the last response (the sweep).
 	 */
 	if (!c->input_done) {
 		if (!c->shut) {
