@@ -5,8 +5,14 @@
 #     byte (from "Request framing." to the end of parse_request()), so the
 #     fuzzer, which compiles one step, covers them all;
 #  2. tutorial: TUTORIAL.md has not drifted from the code or the results:
-#       <!-- make diff STEP=NN -->       the ```diff block that follows is
-#                                        exactly what `make diff STEP=NN` prints;
+#       <!-- hunk STEP=NN K -->          the ```diff block that follows is hunk K
+#       <!-- hunks STEP=NN K-L -->       (or hunks K to L) of `make diff STEP=NN`,
+#                                        split at its @@ lines, without the
+#                                        ---/+++ header; every hunk of every
+#                                        step appears exactly once, in order,
+#                                        and at least one line of prose comes
+#                                        between a hunk marker and the fenced
+#                                        block before it;
 #       <!-- excerpt FILE FUNCTION -->   the ```c block that follows is that
 #                                        function of FILE, as it is there;
 #       <!-- fig SERVER COLUMN -->V<!-- /fig -->
@@ -14,9 +20,16 @@
 #                                        (COLUMN: close keepalive large
 #                                        sys_close sys_keepalive sys_seq cpu_close
 #                                        cpu_keepalive split idle zc failed);
+#       <!-- trace NN KEY -->V<!-- /trace -->
+#                                        V is KEY=V on the summary line
+#                                        ("summary: requests=...") of
+#                                        trace/stepNN.txt, from make trace;
 #       <!-- results -->...<!-- /results -->
 #                                        the table between is the one in
-#                                        bench/results.md.
+#                                        bench/results.md;
+#     and as a whole: lines inside ```diff blocks are at most half of the
+#     file's lines; every relative link or image names a file that exists,
+#     and every #anchor a heading.
 #
 # Prints what it checked and ends with "N passed, N failed".
 set -u
@@ -91,20 +104,73 @@ cell() {	# cell SERVER COLUMN: a cell of the results table
 	' "$results"
 }
 
-ndiff=0 nexcerpt=0 nfig=0 nresults=0
+nexcerpt=0 nfig=0 nresults=0 nhunk=0
 if [ -f "$tut" ]; then
-	# diff blocks
-	while IFS=: read -r line step; do
-		ndiff=$((ndiff + 1))
+	# diff hunks: which part of `make diff STEP=NN` each marker quotes
+	# (scripts/tutorial_hunks.awk), and is that what its block says?
+	mkdir -p "$work/hunks/expect"
+	for d in $(ls -d step[0-9][0-9]_* | sed 1d); do
+		s=${d#step}; s=${s%%_*}
+		echo "$s" >>"$work/hunks/steps"
+		make -s --no-print-directory diff STEP="$s" >"$work/hunks/$s.diff" 2>&1
+	done
+	if grep -n '^<!-- make diff STEP=' "$tut"; then
+		fail "$tut: whole-diff markers are gone: quote each hunk with <!-- hunk STEP=NN K -->"
+	fi
+	awk -v dir="$work/hunks" -f scripts/tutorial_hunks.awk "$tut"
+	while IFS= read -r p; do fail "$p"; done <"$work/hunks/problems"
+	for f in "$work"/hunks/expect/*; do
+		[ -e "$f" ] || continue
+		line=${f##*/}
+		nhunk=$((nhunk + 1))
 		block_after "$line" >"$work/block" || { fail "$tut:$line: no \`\`\`diff block after the marker"; continue; }
-		make -s --no-print-directory diff STEP="$step" >"$work/want" 2>&1
-		if cmp -s "$work/block" "$work/want"; then
+		if cmp -s "$work/block" "$f"; then
 			pass
 		else
-			fail "$tut:$line: the diff block for STEP=$step is not what 'make diff STEP=$step' prints (regenerate it):"
-			diff -u "$work/want" "$work/block" | head -10
+			fail "$tut:$line: the block is not what make diff prints there (make tutorial regenerates it):"
+			diff -u "$f" "$work/block" | head -10
 		fi
-	done < <(grep -n '^<!-- make diff STEP=[0-9][0-9] -->$' "$tut" | sed 's/^\([0-9]*\):<!-- make diff STEP=\([0-9]*\) -->$/\1:\2/')
+	done
+	while read -r s n m; do
+		echo "tutorial: STEP=$s: $n hunks, quoted in $m blocks"
+	done <"$work/hunks/count"
+
+	# prose before every hunk: a line that is not blank, a heading, a
+	# comment, an image or a fence, since the last fenced block ended
+	awk '
+		/^```/ { infence = !infence; if (!infence) prose = 0; next }
+		infence { next }
+		/^<!-- hunks? STEP=/ { if (!prose) print NR; next }
+		/^[ \t]*$/ || /^#/ || /^<!--.*-->$/ || /^!\[/ { next }
+		{ prose = 1 }
+	' "$tut" >"$work/noprose"
+	while read -r line; do
+		fail "$tut:$line: no prose between this hunk and the block before it: say what it does first"
+	done <"$work/noprose"
+	[ -s "$work/noprose" ] || pass
+
+	# diff lines at most half of the file
+	total=$(wc -l <"$tut")
+	ndl=$(awk '/^```diff$/ { on = 1; next } on && /^```$/ { on = 0; next } on { n++ } END { print n + 0 }' "$tut")
+	if [ $((2 * ndl)) -le "$total" ]; then
+		pass
+	else
+		fail "$tut: $ndl of its $total lines are diff: more than half (explain more, quote less)"
+	fi
+
+	# relative links and images name files that exist; #anchors name headings
+	awk '/^```/ { f = !f; next } !f && /^#+ / {
+		h = tolower($0); sub(/^#+ /, "", h); gsub(/[^a-z0-9 _-]/, "", h); gsub(/ /, "-", h); print h }' "$tut" >"$work/anchors"
+	grep -v '^ \{4\}' "$tut" | grep -o '\](\([^)]*\))' | sed 's/^](\(.*\))$/\1/' | sort -u >"$work/links"
+	while read -r target; do
+		case "$target" in
+		http://* | https://*) ;;
+		'#'*)
+			grep -qxF "${target#\#}" "$work/anchors" && pass || fail "$tut: link to $target: no such heading" ;;
+		*)
+			[ -e "${target%%#*}" ] && pass || fail "$tut: link to $target: no such file (for trace/: make trace STEP=NN)" ;;
+		esac
+	done <"$work/links"
 
 	# C excerpts
 	while read -r line file name; do
@@ -132,6 +198,20 @@ if [ -f "$tut" ]; then
 		fi
 	done < <(grep -o '<!-- fig [^ ]* [a-z_]* -->[^<]*<!-- /fig -->' "$tut" | sed 's/<!-- fig \([^ ]*\) \([a-z_]*\) -->\([^<]*\)<!-- \/fig -->/\1 \2 \3/')
 
+	# figures from the committed traces: <!-- trace NN KEY -->V<!-- /trace -->
+	# is KEY=V on the "summary: requests=" line of trace/stepNN.txt
+	while read -r step key value; do
+		nfig=$((nfig + 1))
+		want=$(grep -m1 '^summary: requests=' "trace/step$step.txt" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$key=//p")
+		if [ -z "$want" ]; then
+			fail "$tut: trace figure $step $key: trace/step$step.txt has no $key= on its summary line"
+		elif [ "$want" = "$value" ]; then
+			pass
+		else
+			fail "$tut: trace figure $step $key says $value, trace/step$step.txt says $want (make tutorial)"
+		fi
+	done < <(grep -o '<!-- trace [0-9][0-9] [a-z_]* -->[^<]*<!-- /trace -->' "$tut" | sed 's/<!-- trace \([0-9]*\) \([a-z_]*\) -->\([^<]*\)<!-- \/trace -->/\1 \2 \3/')
+
 	# the results table
 	if grep -q '^<!-- results -->$' "$tut"; then
 		nresults=1
@@ -144,7 +224,7 @@ if [ -f "$tut" ]; then
 		fi
 	fi
 fi
-echo "tutorial: $ndiff diff blocks, $nexcerpt excerpts, $nfig figures, $nresults results table checked"
+echo "tutorial: $nhunk hunk blocks, $nexcerpt excerpts, $nfig figures, $nresults results table checked; ${ndl:-0} of ${total:-0} lines are diff"
 
 echo "repository checks: $passed passed, $failed failed"
 [ "$failed" = 0 ]
