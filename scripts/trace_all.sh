@@ -6,16 +6,12 @@
 # fetching /large (its zero-copy send); the others fetch /.
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. scripts/trace_plan.sh
 out=${1:-trace}
 for dir in step[0-9][0-9]_*; do
 	n=${dir#step}
 	n=${n%%_*}
-	target=/
-	args=
-	case $n in
-	05) args="-s 100000" ;;
-	07) target=/large ;;
-	esac
+	trace_plan "$n"
 	scripts/trace.sh -o "$out" -t "$target" -a "$args" "$n" >/dev/null || exit $?
 	grep '^summary: requests=' "$out/step$n.txt"
 	echo "$out/step$n.svg"

@@ -20,6 +20,7 @@
 # spinning thread can lose its core for longer than the request lasts.
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. scripts/trace_plan.sh
 
 passed=0
 failed=0
@@ -136,12 +137,7 @@ fi
 for dir in step[0-9][0-9]_*; do
 	n=${dir#step}
 	n=${n%%_*}
-	target=/
-	args=
-	case $n in
-	05) args="-s 100000" ;;
-	07) target=/large ;;
-	esac
+	trace_plan "$n"
 	run_step "$n" "$target" "$args" || break
 done
 
