@@ -11,6 +11,7 @@
 #                        tracepoints: timeline, summary, SVG (root; TARGET=/path,
 #                        ARGS="server options"); make trace-all: every step's into trace/
 #   make tutorial        regenerate TUTORIAL.md's diffs, excerpts and figures
+#   make solution STEP=03  the solutions to step 03's exercises in TUTORIAL.md
 #   make deps            install what is missing (as root), or say how
 #   make doctor          is this machine ready for the workshop? a verdict per step
 #   make clean
@@ -40,6 +41,7 @@ test: deps-core
 	tests/check_repo.sh
 	tests/check_trace.sh
 	tests/check_doctor.sh
+	tests/check_solutions.sh
 	tests/run_tests
 
 # Not after deps-core: the doctor reports what is missing rather than stop
@@ -95,8 +97,19 @@ valgrind: deps-core
 tutorial:
 	scripts/update_tutorial.sh
 
+# The exercises' solutions, as patches (make test checks that they apply and pass).
+solution:
+	@case "$(STEP)" in [0-9][0-9]) ;; *) echo "usage: make solution STEP=NN, e.g. make solution STEP=02" >&2; exit 2 ;; esac; \
+	found=0; \
+	for p in solutions/step$(STEP)-*.patch; do \
+		test -e "$$p" || continue; found=1; \
+		echo "==> $$p (to try it: git apply $$p; to undo: git apply -R $$p)"; \
+		cat "$$p"; echo; \
+	done; \
+	test $$found = 1 || { echo "no solutions for step $(STEP) in solutions/" >&2; exit 2; }
+
 clean:
 	@for d in $(STEPS) tests fuzz; do $(MAKE) --no-print-directory -C $$d clean; done
 	rm -f scripts/doctor
 
-.PHONY: all deps deps-core doctor test run bench fuzz valgrind tutorial diff clean FORCE
+.PHONY: all deps deps-core doctor test run bench fuzz valgrind tutorial solution diff clean FORCE
