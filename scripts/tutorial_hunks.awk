@@ -25,8 +25,9 @@
 #
 # Writes DIR/expect/LINE, the block the marker on line LINE should have;
 # DIR/problems, one line per problem ("TUTORIAL.md:LINE: ..."); DIR/missing,
-# for update_tutorial.sh, the beginnings of hunks no marker quotes; and
-# DIR/count, "NN hunks markers" per step.
+# for update_tutorial.sh, the beginnings of hunks no marker quotes;
+# DIR/hunk.NN.K, each hunk with its @@ line numbers blanked; and DIR/count,
+# "NN hunks markers" per step.
 
 function load(step,	f, line, n, k) {
 	f = dir "/" step ".diff"
@@ -156,6 +157,22 @@ END {
 		for (n = start[i]; n < stop[i]; n++)
 			print body[s, n] > f
 		close(f)
+	}
+	# every hunk on its own, @@ line numbers blanked, for update_tutorial.sh
+	# to recognise a quoted hunk that moved to another number
+	for (k = 1; k <= nsteps; k++) {
+		s = steps[k]
+		for (h = 1; h <= nhunks[s]; h++) {
+			f = dir "/hunk." s "." h
+			printf "" > f
+			for (n = first[s, h]; n < first[s, h + 1]; n++) {
+				line = body[s, n]
+				if (line ~ /^@@ /)
+					sub(/^@@ [^@]*@@/, "@@", line)
+				print line > f
+			}
+			close(f)
+		}
 	}
 	for (k = 1; k <= nsteps; k++) {
 		s = steps[k]

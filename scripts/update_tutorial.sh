@@ -72,9 +72,21 @@ while IFS= read -r line; do
 							printf '%s```\n' "$old"
 						else
 							printf '```\n'
-							if ! printf '%s' "$old" | cmp -s - "$expect"; then
+							# @@ line numbers move whenever code above moves: not a change
+							printf '%s' "$old" | sed 's/^@@ [^@]*@@/@@/' >"$work/old"
+							sed 's/^@@ [^@]*@@/@@/' "$expect" >"$work/new"
+							if ! cmp -s "$work/old" "$work/new"; then
 								m=${mark#<!-- }
-								echo "TUTORIAL.md:$n: ${m% -->}: the code changed: reread the prose before it" >>"$work/notes"
+								m=${m% -->}
+								moved=""
+								for h in "$work"/hunks/hunk."$(echo "$m" | sed 's/.*STEP=\([0-9]*\).*/\1/')".*; do
+									[ -e "$h" ] && cmp -s "$work/old" "$h" && moved=${h##*.}
+								done
+								if [ -n "$moved" ]; then
+									echo "TUTORIAL.md:$n: $m: what it quoted is now hunk $moved: renumber the markers of the step" >>"$work/notes"
+								else
+									echo "TUTORIAL.md:$n: $m: the code changed: reread the prose before it" >>"$work/notes"
+								fi
 							fi
 						fi
 					fi
