@@ -29,7 +29,9 @@
 #                                        bench/results.md;
 #     and as a whole: lines inside ```diff blocks are at most half of the
 #     file's lines; every relative link or image names a file that exists,
-#     and every #anchor a heading.
+#     and every #anchor a heading; every solutions/stepNN-NAME.patch it
+#     names exists, every one there is named, and every step has one
+#     (tests/check_solutions.sh checks that they apply and pass).
 #
 # Prints what it checked and ends with "N passed, N failed".
 set -u
@@ -157,6 +159,21 @@ if [ -f "$tut" ]; then
 	else
 		fail "$tut: $ndl of its $total lines are diff: more than half (explain more, quote less)"
 	fi
+
+	# solutions: every patch the text names exists, every patch is named,
+	# and every step has at least one
+	grep -o 'solutions/step[0-9][0-9]-[a-z0-9-]*\.patch' "$tut" | sort -u >"$work/named"
+	while read -r p; do
+		[ -f "$p" ] && pass || fail "$tut names $p, which does not exist"
+	done <"$work/named"
+	for p in solutions/step[0-9][0-9]-*.patch; do
+		[ -e "$p" ] || continue
+		grep -qxF "$p" "$work/named" && pass || fail "$p: no exercise in $tut names it"
+	done
+	for d in step[0-9][0-9]_*; do
+		s=${d%%_*}
+		ls solutions/"$s"-*.patch >/dev/null 2>&1 && pass || fail "$d: no solution in solutions/ ($s-NAME.patch) for its exercises"
+	done
 
 	# relative links and images name files that exist; #anchors name headings
 	awk '/^```/ { f = !f; next } !f && /^#+ / {
