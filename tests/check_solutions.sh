@@ -25,6 +25,17 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 ok() { passed=$((passed + 1)); echo "ok:   $*"; }
+# apply [--check] PATCH, in the current directory: git apply, or patch(1)
+# where git is missing (a tarball rather than a clone).
+apply() {
+	if command -v git >/dev/null 2>&1; then
+		git apply "$@"
+	elif [ "$1" = --check ]; then
+		patch -p1 --dry-run -s -f <"$2" >&2
+	else
+		patch -p1 -s -f <"$1" >&2
+	fi
+}
 bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
 if [ ! -x tests/run_tests ]; then
@@ -68,13 +79,13 @@ for patch in "${patches[@]}"; do
 	mkdir -p "$scratch"
 	cp -R "$dir" "$scratch/"
 	rm -f "$scratch/$dir/server" "$scratch/$dir/.build-flags"
-	if ! (cd "$scratch" && git apply --check "$root/$patch") 2>"$work/apply.log"; then
+	if ! (cd "$scratch" && apply --check "$root/$patch") 2>"$work/apply.log"; then
 		bad "$patch no longer applies to $dir (its server changed; redo the exercise on it and regenerate the patch):"
 		sed 's/^/      /' "$work/apply.log" | head -5
 		echo "      to see the rejects: git apply --reject $patch"
 		continue
 	fi
-	(cd "$scratch" && git apply "$root/$patch")
+	(cd "$scratch" && apply "$root/$patch")
 	if ! make -s --no-print-directory -C "$scratch/$dir" "${make_flags[@]}" >"$work/build.log" 2>&1; then
 		bad "$patch applies, but $dir does not build with it:"
 		sed 's/^/      /' "$work/build.log" | head -10
