@@ -4,11 +4,11 @@
  *
  * What it shows: the CQ is memory shared with the kernel, so
  * io_uring_peek_cqe() reads it without entering the kernel (unless the CQ
- * overflowed, see event_loop()). With the SQ
- * thread of step04 submitting for us, a loop that only peeks serves
- * request after request with zero syscalls. The price is a core spinning
- * at 100%, next to the SQ thread's: so spin only while there is work, and
- * after SPIN_US with no completion (-s) sleep in io_uring_wait_cqe().
+ * overflowed, see event_loop()). With the SQ thread of step04 submitting
+ * for us, a loop that only peeks serves request after request with zero
+ * syscalls. The price is a core spinning at 100%, next to the SQ
+ * thread's: so spin only while there is work, and after SPIN_US with no
+ * completion (-s) sleep in io_uring_wait_cqe().
  *
  * Needs: Linux 5.13 or newer (SQPOLL without privileges), liburing 2.3.
  *

@@ -1212,7 +1212,7 @@ static int zc_reports_usage(struct io_uring *ring)
 {
 	struct io_uring_sqe *sqe;
 	unsigned int flags;
-	int sv[2], res = -EINVAL;
+	int sv[2], res = -EINVAL, notif_res;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
 		perror("socketpair");
@@ -1226,7 +1226,7 @@ static int zc_reports_usage(struct io_uring *ring)
 	if (!wait_trial(ring, &res, &flags)) {
 		/* A send that went on to use the pages also notifies. */
 		while (flags & IORING_CQE_F_MORE)
-			if (wait_trial(ring, (int[]){ 0 }, &flags))
+			if (wait_trial(ring, &notif_res, &flags))
 				break;
 	}
 	close(sv[0]);
