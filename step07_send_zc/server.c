@@ -60,7 +60,6 @@
 #define BUFFER_SIZE		4096	/* bytes in one provided buffer */
 #define BUFFER_GROUP		0	/* our one buffer ring's id */
 #define DEFAULT_IDLE_SEC	30	/* close connections idle this long (-t) */
-#define SEND_PIECE		(256 * 1024)	/* the most one send takes, see piece_len() */
 /*
  * Below this, we guess, copying costs less than pinning pages and handling
  * a second completion. Where the break-even lies depends on the machine
@@ -614,6 +613,8 @@ struct conn {
 	int recv_armed;			/* the multishot recv is live */
 	int cancel_queued;		/* its cancel is on the way */
 	int pause_queued;		/* a cancel of the recv alone, see queue_pause() */
+	int checking;			/* the sweep asks the send whether it moves */
+	int checks_queued;		/* its cancels still to complete, see queue_check() */
 	int reading_done;		/* no more requests: EOF, error, last response, idle */
 	int input_done;			/* no more reading: EOF, error, or given up */
 	int shut;			/* lingering: 1 shutdown in flight, 2 done */
@@ -656,6 +657,8 @@ static struct conn *alloc_conn(int fd)
 	c->recv_armed = 0;
 	c->cancel_queued = 0;
 	c->pause_queued = 0;
+	c->checking = 0;
+	c->checks_queued = 0;
 	c->reading_done = 0;
 	c->input_done = 0;
 	c->shut = 0;
@@ -704,6 +707,7 @@ enum op {
 	OP_SHUTDOWN,		/* lingering close: our side is done sending */
 	OP_CANCEL,		/* cancel a connection's requests */
 	OP_PAUSE,		/* cancel its recv alone: buf is full */
+	OP_CHECK,		/* cancel its send alone: does it move? */
 	OP_SWEEP,		/* timeout: close idle connections */
 	OP_SWEEP_UPDATE,	/* move that timeout earlier */
 	OP_FD_INSTALL,		/* at exit: a stuck socket into the fd table */
@@ -834,27 +838,11 @@ static void queue_recv(struct io_uring *ring, struct conn *c)
 	c->recv_armed = 1;
 }
 
-/*
- * A response goes in pieces of at most SEND_PIECE bytes. The idle sweep
- * sees each piece's completion as progress (handle_send() moves
- * last_active), so a client that reads slowly but steadily is not taken
- * for idle, while one that stops reading leaves its piece unfinished and
- * is ended at its deadline. A client must take SEND_PIECE bytes within
- * -t: 256 KiB in the default 30 s is 8.7 KB/s. Each piece costs a
- * completion and a submission (TUTORIAL.md measures what).
- */
-static size_t piece_len(const struct conn *c)
-{
-	size_t left = c->resp->len - c->sent;
-
-	return left < SEND_PIECE ? left : SEND_PIECE;
-}
-
 static void queue_send(struct io_uring *ring, struct conn *c)
 {
 	struct io_uring_sqe *sqe = get_sqe(ring);
 	const char *data = c->resp->data + c->sent;
-	size_t len = piece_len(c);
+	size_t len = c->resp->len - c->sent;
 
 	if (zc_mode == ZC_OFF || len < ZC_MIN_BYTES) {
 		io_uring_prep_send(sqe, c->fd, data, len, MSG_NOSIGNAL | MSG_WAITALL);
@@ -923,6 +911,33 @@ static void queue_pause(struct io_uring *ring, struct conn *c)
 	io_uring_sqe_set_data64(sqe, make_user_data(OP_PAUSE, c));
 	c->pause_queued = 1;
 	stats.pauses++;
+}
+
+/*
+ * Is a response that has gone past the deadline still moving? One send
+ * carries the rest of the body, and a client that reads it slowly but
+ * steadily can take longer than -t over it: that is not idle. So at the
+ * deadline the sweep cancels the send alone (by its user_data). A send
+ * cancelled part way completes with the bytes it has moved since it was
+ * queued: some mean the client reads, and handle_send() refreshes
+ * last_active and sends the rest; none (-ECANCELED) mean it has not read
+ * for -t, and the connection ends. A fast client never meets a check; a
+ * slow one, one per -t. Until the cancel has completed no new send is
+ * queued, or the cancel could find that one instead.
+ */
+static void queue_check(struct io_uring *ring, struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	sqe = get_sqe(ring);
+	io_uring_prep_cancel64(sqe, make_user_data(OP_SEND, c), 0);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_CHECK, c));
+	/* A zero-copy send has a user_data of its own: cancel that one too. */
+	sqe = get_sqe(ring);
+	io_uring_prep_cancel64(sqe, make_user_data(OP_SEND_ZC, c), 0);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_CHECK, c));
+	c->checking = 1;
+	c->checks_queued = 2;
 }
 
 /*
@@ -1529,7 +1544,7 @@ static void process_requests(struct io_uring *ring, struct conn *c)
 	enum parse_status status;
 	struct request req;
 
-	if (c->resp || c->closing)
+	if (c->resp || c->closing || c->checks_queued)
 		return;
 	take_held(c);
 	rearm_recv(ring, c);
@@ -1566,7 +1581,7 @@ static void process_requests(struct io_uring *ring, struct conn *c)
 static void close_when_done(struct io_uring *ring, struct conn *c)
 {
 	if (!c->reading_done || c->resp || c->closing || c->pause_queued ||
-	    c->shut == 1 || c->zc_notifs)
+	    c->shut == 1 || c->checks_queued || c->zc_notifs)
 		return;
 	/*
 	 * A lingering close (see step01): the client may still be sending,
@@ -1664,11 +1679,16 @@ static void handle_recv(struct io_uring *ring, struct conn *c,
 
 static void handle_send(struct io_uring *ring, struct conn *c, int res)
 {
+	int checked = c->checking;
+
 	/*
 	 * A cancelled send that had sent some bytes completes with their
 	 * count, not -ECANCELED: after the sweep's cancel, any result ends
 	 * the response, or we would send the rest to a client that stalls.
+	 * After its check (queue_check()), bytes are progress, and none
+	 * (-ECANCELED) end the response as idle.
 	 */
+	c->checking = 0;
 	if (res < 0 || c->cancel_queued) {
 		if (res < 0 && res != -ECANCELED)
 			report_conn_error("send", -res);
@@ -1679,18 +1699,40 @@ static void handle_send(struct io_uring *ring, struct conn *c, int res)
 		drop_held(c);
 	} else {
 		/* MSG_WAITALL makes short sends rare (an error part way, say). */
-		if ((size_t)res < piece_len(c))
-			stats.short_sends++;
 		c->sent += res;
 		if (c->sent < c->resp->len) {
-			/* A piece went out: the response moves, so it is not idle. */
-			c->last_active = now_us();
-			queue_send(ring, c);
+			if (checked) {
+				/* It moves: not idle. */
+				c->last_active = now_us();
+				arm_sweep(ring, conn_deadline(c));
+			} else {
+				stats.short_sends++;
+			}
+			if (!c->checks_queued)
+				queue_send(ring, c);
 			return;
 		}
 		c->resp = NULL;
 		c->last_active = now_us();
 	}
+	process_requests(ring, c);
+	close_when_done(ring, c);
+}
+
+/*
+ * The check's cancel has completed: the send it aimed at has its result
+ * or will have it. From now on a new send cannot be taken for it.
+ */
+static void handle_check(struct io_uring *ring, struct conn *c, int res)
+{
+	/* -ENOENT: the send had completed already; -EALREADY: it is ending. */
+	if (res < 0 && res != -ENOENT && res != -EALREADY)
+		fprintf(stderr, "cancel: %s\n", strerror(-res));
+	c->checks_queued--;
+	if (c->checks_queued)
+		return;
+	if (c->resp && !c->checking && c->sent < c->resp->len)
+		queue_send(ring, c);
 	process_requests(ring, c);
 	close_when_done(ring, c);
 }
@@ -1766,8 +1808,8 @@ static void handle_close(struct io_uring *ring, int listen_fd, struct conn *c,
  * The idle timeout. One timeout request, armed for the earliest deadline
  * (arm_sweep()), closes connections that have been idle for -t seconds
  * (keep-alive clients that send nothing, clients that send their head
- * slowly, clients that do not read a response: their send is cancelled
- * too) or that linger past LINGER_MS. A deadline only moves later, with
+ * slowly, clients that stop reading a response: see queue_check()) or
+ * that linger past LINGER_MS. A deadline only moves later, with
  * activity, so a sweep that finds nobody due just re-arms for the next
  * one. Cheaper than a linked timeout on every recv, and an idle server
  * with idle connections sleeps until the first is due: each wake-up
@@ -1791,12 +1833,16 @@ static void sweep_idle_conns(struct io_uring *ring)
 				next = due;
 			continue;
 		}
+		/* A response on its way: idle only if it has stopped moving. */
+		if (c->resp) {
+			if (!c->checking)
+				queue_check(ring, c);
+			continue;
+		}
 		c->reading_done = 1;
 		c->input_done = 1;
 		c->len = 0;
 		drop_held(c);
-		if (c->resp)
-			queue_cancel(ring, c);
 		close_when_done(ring, c);
 	}
 	if (next)
@@ -1836,6 +1882,9 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 		/* -ENOENT: the requests had already ended; nothing to do. */
 		if (cqe->res < 0 && cqe->res != -ENOENT && cqe->res != -EALREADY)
 			fprintf(stderr, "cancel: %s\n", strerror(-cqe->res));
+		break;
+	case OP_CHECK:
+		handle_check(ring, c, cqe->res);
 		break;
 	case OP_PAUSE:
 		if (cqe->res < 0 && cqe->res != -ENOENT && cqe->res != -EALREADY)

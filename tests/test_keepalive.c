@@ -3,14 +3,17 @@
  * test_keepalive.c - black-box tests of what the keep-alive steps add:
  * many requests per connection, pipelining, the HTTP/1.x rules for when a
  * connection closes, the provided buffer ring running dry (-B), a full
- * fixed-file table (-c), the idle sweep (-t), clients that reset, the
- * ring's counters printed at exit, and for zero-copy steps the /large
+ * fixed-file table (-c), the idle sweep (-t), clients that reset,
+ * clients that pipeline and do not read (a fair share of the ring),
+ * slow readers of a large body (progress is not idleness), the ring's
+ * counters printed at exit, and for zero-copy steps the /large
  * body and the count printed at exit.  One Check suite,
  * "<step>/keepalive", per row of steps[] with keep_alive set; rows with
  * zero_copy also get the tcase zerocopy.  A new keep-alive step is a new
  * row in steps.c, not new tests.
  *
- * tcases (for CK_RUN_CASE): keepalive, limits, resets, counters, zerocopy.
+ * tcases (for CK_RUN_CASE): keepalive, limits, resets, fairness, progress,
+ * counters, zerocopy.
  * The rest of the environment is the one test_steps.c describes; STEPS
  * selects these suites together with their step's.
  *
@@ -20,10 +23,12 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -235,6 +240,7 @@ struct ring_counts {
 	unsigned long rearms;		/* multishot recvs armed again ... */
 	unsigned long enobufs;		/* ... of which after ENOBUFS */
 	unsigned long pauses, overflows, short_sends;
+	unsigned long spilled;		/* bytes copied past a fair share */
 };
 
 /*
@@ -245,7 +251,7 @@ struct ring_counts {
 static void ring_exit_line(struct ring_counts *c, const char *what)
 {
 	static const char fmt[] =
-		"ring: %lu connections, %lu requests; multishot recv re-armed %lu times (%lu after ENOBUFS), paused %lu times; CQ overflowed %lu times; %lu short sends%n";
+		"ring: %lu connections, %lu requests; multishot recv re-armed %lu times (%lu after ENOBUFS), paused %lu times; CQ overflowed %lu times; %lu short sends; %lu bytes spilled%n";
 	char out[4096], q[512];
 	const char *line = NULL, *p = out;
 	int end = 0;
@@ -265,9 +271,9 @@ static void ring_exit_line(struct ring_counts *c, const char *what)
 		      st->name, what, quote_bytes(out, strlen(out), q, sizeof(q)));
 	memset(c, 0, sizeof(*c));
 	ck_assert_msg(sscanf(line, fmt, &c->connections, &c->requests, &c->rearms, &c->enobufs,
-			     &c->pauses, &c->overflows, &c->short_sends, &end) == 7 &&
+			     &c->pauses, &c->overflows, &c->short_sends, &c->spilled, &end) == 8 &&
 		      end > 0 && (line[end] == '\n' || line[end] == '\0'),
-		      "%s: %s: the exit line does not read \"ring: N connections, N requests; multishot recv re-armed N times (N after ENOBUFS), paused N times; CQ overflowed N times; N short sends\": %s",
+		      "%s: %s: the exit line does not read \"ring: N connections, N requests; multishot recv re-armed N times (N after ENOBUFS), paused N times; CQ overflowed N times; N short sends; N bytes spilled\": %s",
 		      st->name, what, quote_bytes(line, strcspn(line, "\n"), q, sizeof(q)));
 	printf("%s: %s: %.*s\n", st->name, what, (int)strcspn(line, "\n"), line);
 }
@@ -1007,6 +1013,282 @@ START_TEST(zc_exit_report)
 }
 END_TEST
 
+/* ---- tcase fairness --------------------------------------------------- */
+
+/*
+ * Clients that pipeline and never read: each asks for /large
+ * HOG_REQUESTS times in one burst (about 800 KB) with a receive buffer
+ * too small for one answer, so everything it sends backs up in the
+ * server.  With a ring of FAIR_BUFFERS, they must not take it from
+ * everybody else.
+ */
+#define FAIR_BUFFERS "16"
+#define HOGS 4
+#define HOG_REQUESTS 20000
+#define HOG_RCVBUF 4096
+#define HOG_SEND_MS 1000	/* write what the server takes in this long */
+#define HOG_IDLE_ARG "5"	/* the sweep would end the hogs after 5 s */
+#define SERVED_WITHIN_MS 500	/* a GET / beside them */
+#define HOG_CPU_WINDOW_MS 1000
+#define HOG_CPU_MAX_S 0.3	/* 30% of a core over that window */
+#define HOG_REARMS_MAX 1000	/* a loop of re-arms makes millions */
+
+/* The slow pipeliner: PIPE_REQUESTS of / and /large (-l 40) in turn. */
+#define PIPE_REQUESTS 4000
+#define PIPE_PROBE_AT 1		/* responses read before another client asks */
+#define PIPE_READ_CHUNK 4096
+#define PIPE_MS 20000
+
+/* Every byte of @len at @buf, as fast as the server takes them, for @ms. */
+static size_t send_for(int fd, const char *buf, size_t len, int ms)
+{
+	long long deadline = now_ms() + ms;
+	size_t off = 0;
+	ssize_t k;
+
+	while (off < len && now_ms() < deadline) {
+		k = send(fd, buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (k > 0)
+			off += (size_t)k;
+		else if (k < 0 && errno != EAGAIN && errno != EINTR)
+			break;
+		else
+			sleep_ms(5);
+	}
+	return off;
+}
+
+/* @n copies of @req, malloc'd; *@len gets their size. */
+static char *repeated(const char *req, int n, size_t *len)
+{
+	size_t one = strlen(req);
+	char *buf = malloc(one * n);
+	int i;
+
+	ck_assert_msg(buf != NULL, "%s: out of memory", st->name);
+	for (i = 0; i < n; i++)
+		memcpy(buf + one * i, req, one);
+	*len = one * n;
+	return buf;
+}
+
+/* A new connection's GET / answered within @ms: returns the milliseconds. */
+static long long root_latency(int ms, const char *what)
+{
+	struct http_response r;
+	long long start = now_ms();
+	int fd = connect_or_fail();
+
+	memset(&r, 0, sizeof(r));
+	send_or_fail(fd, REQ_ROOT, strlen(REQ_ROOT), what);
+	ck_assert_msg(http_read_responses(fd, 1, ms, &r) == 0,
+		      "%s: %s: GET / not answered within %d ms: %s", st->name, what, ms,
+		      harness_error());
+	assert_root(&r, true, what);
+	http_response_free(&r);
+	close(fd);
+	return now_ms() - start;
+}
+
+START_TEST(pipelining_hogs_do_not_starve)
+{
+	static const char *const args[] = { "-B", FAIR_BUFFERS, "-t", HOG_IDLE_ARG, NULL };
+	const char *what = "GET / beside clients that pipeline and never read";
+	int hogs[HOGS], i, size = HOG_RCVBUF;
+	struct ring_counts c;
+	long long lat, start;
+	double cpu0, cpu1;
+	size_t len, sent;
+	char *burst;
+
+	start_step(_i, args);
+	burst = repeated(REQ_LARGE, HOG_REQUESTS, &len);
+	for (i = 0; i < HOGS; i++) {
+		hogs[i] = connect_or_fail();
+		ck_assert_int_eq(setsockopt(hogs[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)), 0);
+	}
+	for (i = 0; i < HOGS; i++) {
+		sent = send_for(hogs[i], burst, len, HOG_SEND_MS / HOGS);
+		note("hog %d: %zu of %zu bytes taken", i, sent, len);
+	}
+	free(burst);
+	start = now_ms();
+	cpu0 = proc_cpu_seconds(srv.pid);
+	ck_assert_msg(cpu0 >= 0, "%s: %s", st->name, harness_error());
+	lat = root_latency(SERVED_WITHIN_MS, what);
+	sleep_ms(HOG_CPU_WINDOW_MS - (now_ms() - start));
+	cpu1 = proc_cpu_seconds(srv.pid);
+	ck_assert_msg(cpu1 >= 0, "%s: %s", st->name, harness_error());
+	printf("%s: -B %s, %d hogs: GET / answered in %lld ms; server CPU %.2f s in %lld ms\n",
+	       st->name, FAIR_BUFFERS, HOGS, lat, cpu1 - cpu0, now_ms() - start);
+	ck_assert_msg(cpu1 - cpu0 <= HOG_CPU_MAX_S,
+		      "%s: -B %s, %d clients pipelining and not reading: the server used %.2f s of CPU in %lld ms, want at most %.2f",
+		      st->name, FAIR_BUFFERS, HOGS, cpu1 - cpu0, now_ms() - start, HOG_CPU_MAX_S);
+	for (i = 0; i < HOGS; i++)
+		close(hogs[i]);
+	ring_exit_line(&c, "SIGINT after the hogs");
+	ck_assert_msg(c.connections == HOGS + 1 && c.requests >= HOGS + 1,
+		      "%s: the exit line counts %lu connections, %lu requests; want %d, at least %d",
+		      st->name, c.connections, c.requests, HOGS + 1, HOGS + 1);
+	ck_assert_msg(c.rearms <= HOG_REARMS_MAX,
+		      "%s: the exit line counts %lu re-arms (%lu after ENOBUFS) for %d connections, want at most %d",
+		      st->name, c.rearms, c.enobufs, HOGS + 1, HOG_REARMS_MAX);
+}
+END_TEST
+
+/*
+ * A client that pipelines PIPE_REQUESTS at once and reads slowly: every
+ * response comes, in order, and another client is served meanwhile.
+ */
+START_TEST(slow_pipeliner_gets_every_response)
+{
+	static const char *const args[] = { "-B", FAIR_BUFFERS, "-l", "40", NULL };
+	static const char reqs[] = "GET / HTTP/1.1\r\n" HOST_HDR "\r\n"
+				   "GET /large HTTP/1.1\r\n" HOST_HDR "\r\n";
+	long long deadline, lat = -1;
+	size_t len, off = 0, have = 0;
+	int fd, got = 0, size = HOG_RCVBUF;
+	struct http_response r;
+	char what[96], *out;
+	char *burst;
+	ssize_t k;
+	long span;
+
+	start_step(_i, args);
+	burst = repeated(reqs, PIPE_REQUESTS / 2, &len);
+	out = malloc(1 << 20);
+	ck_assert_msg(out != NULL, "%s: out of memory", st->name);
+	fd = connect_or_fail();
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)), 0);
+	deadline = now_ms() + PIPE_MS;
+	while (got < PIPE_REQUESTS) {
+		ck_assert_msg(now_ms() < deadline,
+			      "%s: %d of %d pipelined responses within %d ms (%zu of %zu request bytes taken)",
+			      st->name, got, PIPE_REQUESTS, PIPE_MS, off, len);
+		if (off < len) {
+			k = send(fd, burst + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+			ck_assert_msg(k > 0 || errno == EAGAIN || errno == EINTR,
+				      "%s: pipelining: send: %s", st->name, strerror(errno));
+			if (k > 0)
+				off += (size_t)k;
+		}
+		k = recv(fd, out + have, PIPE_READ_CHUNK < (1 << 20) - have ?
+			 PIPE_READ_CHUNK : (1 << 20) - have, MSG_DONTWAIT);
+		ck_assert_msg(k != 0, "%s: the server closed after %d of %d pipelined responses",
+			      st->name, got, PIPE_REQUESTS);
+		ck_assert_msg(k > 0 || errno == EAGAIN || errno == EINTR,
+			      "%s: pipelining: recv: %s", st->name, strerror(errno));
+		if (k > 0)
+			have += (size_t)k;
+		while (have) {
+			memset(&r, 0, sizeof(r));
+			span = http_take_response(out, have, &r);
+			ck_assert_msg(span >= 0, "%s: response %d cannot be delimited", st->name,
+				      got + 1);
+			if (!span)
+				break;
+			snprintf(what, sizeof(what), "pipelined response %d (GET %s)", got + 1,
+				 got % 2 ? "/large" : "/");
+			if (got % 2)
+				assert_large_conn(&r, 40, true, what);
+			else
+				assert_root(&r, true, what);
+			http_response_free(&r);
+			memmove(out, out + span, have - span);
+			have -= (size_t)span;
+			got++;
+		}
+		if (got >= PIPE_PROBE_AT && lat < 0)
+			lat = root_latency(SERVED_WITHIN_MS, "GET / beside a slow pipeliner");
+		sleep_ms(1);
+	}
+	printf("%s: -B %s: %d pipelined responses in order; GET / beside them in %lld ms\n",
+	       st->name, FAIR_BUFFERS, got, lat);
+	free(burst);
+	free(out);
+	close(fd);
+}
+END_TEST
+
+/* ---- tcase progress --------------------------------------------------- */
+
+/* -t 2 and 8 MiB read at about 2 MB/s: 4 s, twice -t, always moving. */
+#define SLOW_IDLE_ARG "2"
+#define SLOW_LARGE_ARG "8388608"
+#define SLOW_LARGE 8388608
+#define SLOW_CHUNK 65536
+#define SLOW_DELAY_US 30000
+#define SLOW_MS 20000
+
+START_TEST(slow_reader_of_large_not_cut)
+{
+	static const char *const args[] = { "-t", SLOW_IDLE_ARG, "-l", SLOW_LARGE_ARG, NULL };
+	struct http_response r;
+	long long start;
+	int fd;
+
+	start_step(_i, args);
+	fd = connect_or_fail();
+	small_rcvbuf(fd);
+	send_or_fail(fd, REQ_LARGE, strlen(REQ_LARGE), "GET /large");
+	memset(&r, 0, sizeof(r));
+	start = now_ms();
+	ck_assert_msg(http_read_slow(fd, READ_BY_LENGTH, SLOW_MS, SLOW_CHUNK, SLOW_DELAY_US,
+				     &r) == 0,
+		      "%s: -t %s: 8 MiB /large read at about 2 MB/s: %s", st->name,
+		      SLOW_IDLE_ARG, harness_error());
+	printf("%s: -t %s: 8 MiB /large read slowly in %lld ms, %zu body bytes%s\n", st->name,
+	       SLOW_IDLE_ARG, now_ms() - start, r.body_len, r.eof ? " (closed)" : "");
+	assert_large_conn(&r, SLOW_LARGE, true, "8 MiB /large read slowly with -t 2");
+	http_response_free(&r);
+	close(fd);
+}
+END_TEST
+
+/*
+ * -t 1 and -c 1: a client reads /large steadily for STEADY_MS, then
+ * stops reading.  It is not cut while it reads; once it stops, its
+ * connection ends, and the one slot comes back, within STOPPED_MAX_MS.
+ */
+#define STEADY_IDLE_ARG "1"
+#define STEADY_MS 3000
+#define STOPPED_MAX_MS 4000
+
+START_TEST(stopped_reader_still_ended)
+{
+	static const char *const args[] = { "-t", STEADY_IDLE_ARG, "-c", "1", "-l",
+					    "67108864", NULL };
+	char buf[SLOW_CHUNK];
+	enum peer_event ev;
+	long long start, stopped;
+	size_t total = 0, n;
+	int fd;
+
+	start_step(_i, args);
+	fd = connect_or_fail();
+	small_rcvbuf(fd);
+	send_or_fail(fd, REQ_LARGE, strlen(REQ_LARGE), "GET /large of 64 MiB");
+	start = now_ms();
+	while (now_ms() - start < STEADY_MS) {
+		ev = recv_event(fd, buf, sizeof(buf), &n);
+		ck_assert_msg(ev == PEER_DATA || ev == PEER_SILENT,
+			      "%s: -t %s: /large ended after %zu bytes and %lld ms of steady reading: %s",
+			      st->name, STEADY_IDLE_ARG, total, now_ms() - start,
+			      peer_event_str(ev));
+		if (ev == PEER_DATA)
+			total += n;
+		sleep_ms(SLOW_DELAY_US / 1000);
+	}
+	stopped = now_ms();
+	/* Still open and not read: only the server can end it. */
+	n = (size_t)served_connection(STOPPED_MAX_MS, "the one slot, after its client stopped reading");
+	printf("%s: -t %s: %zu bytes read in %d ms, then the slot came back %lld ms after the client stopped\n",
+	       st->name, STEADY_IDLE_ARG, total, STEADY_MS, now_ms() - stopped);
+	close((int)n);
+	close(fd);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------ */
 
 Suite *keepalive_suite(int idx, const char *root)
@@ -1026,6 +1308,10 @@ Suite *keepalive_suite(int idx, const char *root)
 	add_tests(new_tcase(s, "resets", 30), idx,
 		  TESTS(reset_mid_request, reset_mid_response, close_without_reading,
 			abusive_clients_leak_no_slot));
+	add_tests(new_tcase(s, "fairness", 30), idx,
+		  TESTS(pipelining_hogs_do_not_starve, slow_pipeliner_gets_every_response));
+	add_tests(new_tcase(s, "progress", 30), idx,
+		  TESTS(slow_reader_of_large_not_cut, stopped_reader_still_ended));
 	add_tests(new_tcase(s, "counters", 30), idx,
 		  TESTS(exit_line_counts_enobufs, exit_line_counts_sequential));
 	if (steps[idx].zero_copy)
