@@ -684,12 +684,12 @@ enum op {
 	OP_ACCEPT,
 	OP_ACCEPT_BACKOFF,	/* timeout before retrying a failed accept */
 	OP_RECV,
+	OP_CHECK,		/* cancel its send alone: does it move? */
 	OP_SEND,
 	OP_CLOSE,
 	OP_SHUTDOWN,		/* lingering close: our side is done sending */
 	OP_CANCEL,		/* cancel a connection's requests */
 	OP_PAUSE,		/* cancel its recv alone: buf is full */
-	OP_CHECK,		/* cancel its send alone: does it move? */
 	OP_SWEEP,		/* timeout: close idle connections */
 	OP_SWEEP_UPDATE,	/* move that timeout earlier */
 };
@@ -1338,7 +1338,7 @@ static void rearm_recv(struct io_uring *ring, struct conn *c)
 }
 
 /*
- * A recv that met an empty ring (ENOBUFS) and were armed again at once
+ * A recv that met an empty ring (ENOBUFS) and was armed again at once
  * would meet it again at once, and again: a busy loop, since the buffers
  * come back only as other connections are served. So the connection
  * waits (wait_bufs) and, after each batch of completions, as many waiting
