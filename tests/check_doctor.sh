@@ -12,11 +12,20 @@
 #   ulimit -n 512  fewer open files than step 06's default -c: the doctor
 #                  must call steps 06-07 not ready, and they must refuse;
 #   as nobody      when run as root: the unprivileged path (no CAP_IPC_LOCK,
-#                  SQPOLL as a user, the user's own limits).
+#                  SQPOLL as a user, the user's own limits). It runs copies
+#                  of the doctor and the servers, in a directory of its own
+#                  in $TMPDIR or /tmp: the tree itself may be where nobody
+#                  cannot reach it (a clone in /root, in a mktemp -d), and
+#                  its permissions are not ours to change. Skipped, saying
+#                  why, where no directory there is within nobody's reach.
+#
+# Then, as root, this whole check once more from a copy of the repository
+# in a 0700 directory, where its "as nobody" round must still run and pass.
 #
 # Ends with "doctor checks: N passed, N failed".
 set -u
 cd "$(dirname "$0")/.." || exit 1
+root=$PWD
 
 passed=0
 failed=0
@@ -24,9 +33,8 @@ pass() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
 
 work=$(mktemp -d) || exit 1
-trap 'rm -rf "$work"' EXIT
-# The servers write their pid here, also when they run as nobody.
-chmod 0777 "$work"
+scratch=()	# more directories to remove on exit
+trap 'rm -rf "$work" "${scratch[@]}"' EXIT
 
 if ! make -s --no-print-directory scripts/doctor; then
 	fail "scripts/doctor does not build"
@@ -163,13 +171,80 @@ limits="ulimit -n 512"
 round "ulimit -n 512" step06_multishot_bufring step07_send_zc
 limits=":"
 
-if [ "$(id -u)" = 0 ] && command -v runuser >/dev/null 2>&1 &&
-   runuser -u nobody -- test -x scripts/doctor; then
+# nobody_tree: a new directory that nobody can reach, holding copies of
+# the doctor and of every step's server (DIR/scripts/doctor, DIR/STEP/server)
+# where the round also keeps its output and pid files; its path on stdout.
+# The copies' modes are set here, not inherited: root's umask may be 077.
+nobody_tree() {
+	local base prev= dir step ok
+	for base in "${TMPDIR:-/tmp}" /tmp; do
+		[ "$base" = "$prev" ] && continue
+		prev=$base
+		dir=$(mktemp -d -p "$base" check_doctor.XXXXXX 2>/dev/null) || continue
+		# The servers write their pid here, as nobody.
+		chmod 0777 "$dir" && mkdir -m 0755 "$dir/scripts" &&
+			install -m 0755 scripts/doctor "$dir/scripts/doctor"
+		ok=$?
+		for step in $steps; do
+			[ "$ok" = 0 ] || break
+			mkdir -m 0755 "$dir/$step" &&
+				install -m 0755 "$step/server" "$dir/$step/server"
+			ok=$?
+		done
+		if [ "$ok" = 0 ] &&
+		   runuser -u nobody -- test -x "$dir/scripts/doctor" -a -w "$dir"; then
+			echo "$dir"
+			return 0
+		fi
+		rm -rf "$dir"
+	done
+	return 1
+}
+
+nobody_ran=
+if [ "$(id -u)" != 0 ]; then
+	echo "doctor (as nobody): skipped, switching to nobody needs root"
+elif ! command -v runuser >/dev/null 2>&1 || ! id nobody >/dev/null 2>&1; then
+	echo "doctor (as nobody): skipped, needs runuser (util-linux) and a user nobody"
+elif ! nobody_dir=$(nobody_tree); then
+	echo "doctor (as nobody): skipped, no directory that nobody can reach in ${TMPDIR:+$TMPDIR or }/tmp"
+else
+	scratch+=("$nobody_dir")
+	tree_work=$work
+	work=$nobody_dir
+	cd "$nobody_dir" || exit 1
 	as=(runuser -u nobody --)
 	round "as nobody"
 	as=()
+	cd "$root" || exit 1
+	work=$tree_work
+	nobody_ran=1
+fi
+
+# The repository where nobody can reach it: copied with what make test
+# built, but without .git, into a 0700 directory under a name with a space,
+# and this check run there (not again from that copy). Its "as nobody" round
+# must run wherever ours did.
+if [ -n "${CHECK_DOCTOR_COPY:-}" ]; then
+	:
+elif [ "$(id -u)" != 0 ]; then
+	echo "doctor (0700 copy): skipped, only root's round switches user"
+elif ! copy_dir=$(mktemp -d) || ! chmod 0700 "$copy_dir"; then
+	fail "0700 copy: no scratch directory (mktemp -d)"
 else
-	echo "doctor (as nobody): skipped, needs root and a tree nobody can read"
+	scratch+=("$copy_dir")
+	copy="$copy_dir/a clone"
+	mkdir "$copy" && tar -c --exclude=./.git . | tar -x -C "$copy" &&
+		CHECK_DOCTOR_COPY=1 "$copy/tests/check_doctor.sh" >"$work/copy.out" 2>&1
+	status=$?
+	echo "doctor (0700 copy): exit $status; $(tail -n 1 "$work/copy.out")"
+	if [ "$status" = 0 ] &&
+	   { [ -z "$nobody_ran" ] || grep -q '^doctor (as nobody): exit' "$work/copy.out"; }; then
+		pass
+	else
+		fail "0700 copy: tests/check_doctor.sh does not pass from a copy in a 0700 directory ($copy):"
+		grep -E '^(FAIL|doctor \(as nobody\))' "$work/copy.out" | head -10 | sed 's/^/      /'
+	fi
 fi
 
 echo "doctor checks: $passed passed, $failed failed"
