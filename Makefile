@@ -4,7 +4,11 @@
 #   make run [STEP=03]   build and start a step on port 8000 (default: the newest)
 #   make test            build everything and run every step's test suite
 #   make diff STEP=03    what step 03 adds to step 02
-#   make bench           measure every step and nginx: bench/results.md, .svg
+#   make bench           measure every step and nginx: bench/out/results.md, .svg
+#                        (ignored by git; RUNS=1 SECONDS_PER_RUN=1 SERVERS="..."
+#                        for a quick look)
+#   make bench-publish   maintainers: the same into the committed bench/results.md
+#                        and .svg, then make tutorial copies its figures
 #   make fuzz            fuzz the request parser for FUZZ_SECONDS (60) with libFuzzer
 #   make valgrind        the finished server under memcheck: no error, no leak
 #   make trace STEP=03   one request through the kernel, from io_uring's own
@@ -80,10 +84,20 @@ trace-all:
 
 # Without root the load tools may be missing: bench/run.sh then says what
 # it lacks, and leaves out nginx alone if only nginx is missing.
+# make bench writes into bench/out/, which git ignores: the committed
+# bench/results.md, which TUTORIAL.md quotes and make test checks against,
+# changes only through bench-publish, on a quiet machine.
 bench: deps-core
 	@sh scripts/deps.sh bench || true
 	@$(MAKE) --no-print-directory all
 	bench/run.sh
+
+bench-publish: deps-core
+	@sh scripts/deps.sh bench || true
+	@$(MAKE) --no-print-directory all
+	BENCH_OUT=bench bench/run.sh
+	scripts/update_tutorial.sh
+	@echo "bench/results.md, results.svg and TUTORIAL.md's figures updated: review git diff, run make test, commit"
 
 FUZZ_SECONDS ?= 60
 fuzz: deps-core
@@ -112,4 +126,4 @@ clean:
 	@for d in $(STEPS) tests fuzz; do $(MAKE) --no-print-directory -C $$d clean; done
 	rm -f scripts/doctor
 
-.PHONY: all deps deps-core doctor test run bench fuzz valgrind tutorial solution diff clean FORCE
+.PHONY: all deps deps-core doctor test run bench bench-publish fuzz valgrind tutorial solution diff clean FORCE
