@@ -77,9 +77,13 @@ diff:
 
 # The kernel's side of one request (scripts/trace.sh): needs root for tracefs,
 # and says so otherwise. trace-all regenerates trace/stepNN.txt and .svg.
+# Without TARGET and ARGS, each step is traced as its chapter and
+# trace/stepNN.txt show it (scripts/trace_plan.sh: 05 with -s 100000,
+# 07 fetching /large).
 trace:
 	@case "$(STEP)" in [0-9][0-9]) ;; *) echo "usage: make trace STEP=NN [TARGET=/path] [ARGS=\"server options\"], e.g. make trace STEP=03" >&2; exit 2 ;; esac
-	@scripts/trace.sh -t '$(or $(TARGET),/)' -a '$(ARGS)' $(STEP)
+	@. scripts/trace_plan.sh; trace_plan $(STEP); \
+	scripts/trace.sh -t $(if $(TARGET),'$(TARGET)',"$$target") -a $(if $(filter undefined,$(origin ARGS)),"$$args",'$(ARGS)') $(STEP)
 
 trace-all:
 	@scripts/trace_all.sh trace
