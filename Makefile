@@ -15,6 +15,8 @@
 #                        tracepoints: timeline, summary, SVG (root; TARGET=/path,
 #                        ARGS="server options"); make trace-all: every step's into trace/
 #   make tutorial        regenerate TUTORIAL.md's diffs, excerpts and figures
+#   make walkthrough     run every command TUTORIAL.md gives, in a scratch clone,
+#                        and check each shows what the text says (a few minutes)
 #   make solution STEP=03  the solutions to step 03's exercises in TUTORIAL.md
 #   make deps            install what is missing (as root), or say how
 #   make doctor          is this machine ready for the workshop? a verdict per step
@@ -43,7 +45,7 @@ deps-core:
 # exercise fails the drift checks once, and its suites still say whether the
 # edit works); make test fails at the end, naming the checks that failed.
 TEST_CHECKS := tests/check_repo.sh tests/check_trace.sh tests/check_doctor.sh \
-	tests/check_solutions.sh tests/run_tests
+	tests/check_solutions.sh tests/check_walkthrough.sh tests/run_tests
 test: deps-core
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests
@@ -51,6 +53,12 @@ test: deps-core
 		echo "$$c"; $$c || failed="$$failed $$c"; \
 	done; \
 	test -z "$$failed" || { echo "make test: failed:$$failed"; exit 1; }
+
+# TUTORIAL.md's commands, run as the text gives them, in a scratch clone,
+# as the invoking user (scripts/walkthrough.sh); make test runs the fast
+# subset in place (tests/check_walkthrough.sh).
+walkthrough: deps-core
+	@scripts/walkthrough.sh
 
 # Not after deps-core: the doctor reports what is missing rather than stop
 # at it. Building it needs only a compiler and liburing's headers.
@@ -134,4 +142,4 @@ clean:
 	@for d in $(STEPS) tests fuzz; do $(MAKE) --no-print-directory -C $$d clean; done
 	rm -f scripts/doctor
 
-.PHONY: all deps deps-core doctor test run bench bench-publish fuzz valgrind tutorial solution diff clean FORCE
+.PHONY: all deps deps-core doctor test run walkthrough bench bench-publish fuzz valgrind tutorial solution diff clean FORCE
