@@ -38,7 +38,6 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
-tut=$root/TUTORIAL.md
 timeout_s=${WALK_TIMEOUT:-60}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -62,6 +61,8 @@ else
 	make -s --no-print-directory -C "$tree" all >"$work/build.log" 2>&1 ||
 		{ echo "FAIL build: make all in the scratch clone:"; tail -5 "$work/build.log"; exit 1; }
 fi
+
+tut=$tree/TUTORIAL.md	# the clone's: edits made meanwhile do not shift it
 
 free_port() {	# a port nobody listens on
 	local p
