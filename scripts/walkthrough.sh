@@ -85,22 +85,7 @@ rewrite() {	# rewrite PORT < block > script
 		-e "s#^(\\./step[0-9]+_[a-z_]+/server)( [^&\#]*)?(&?)( *\#.*)?\$#\\1 -p $1\\2 >>\"\$WALK_SERVER_LOG\" 2>\\&1 \\& sleep 0.5 \\4#"
 }
 
-ok=0 failed=0 skipped=0
-grep -n '^<!-- walk [A-Za-z0-9._-]* .*-->$' "$tut" >"$work/markers"
-while IFS= read -r m; do
-	line=${m%%:*}
-	marker=${m#*:}
-	id=$(echo "$marker" | awk '{ print $3 }')
-	if [ -n "${WALK_ONLY:-}" ] && ! echo " $WALK_ONLY " | grep -q " $id "; then continue; fi
-	if [ -n "${WALK_FAST:-}" ] && ! echo "$marker" | grep -q ' fast '; then continue; fi
-	if echo "$marker" | grep -q ' root ' && [ "$(id -u)" != 0 ]; then
-		skipped=$((skipped + 1)); echo "skip $id: needs root (as the text says: sudo)"; continue
-	fi
-	awk -v from="$line" 'NR <= from { next } /^    / || (/^$/ && on) { on = 1; print; next } { exit }' "$tut" |
-		sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' >"$work/block"
-	if [ ! -s "$work/block" ]; then
-		failed=$((failed + 1)); echo "FAIL $id: TUTORIAL.md:$line: no indented block after the marker"; continue
-	fi
+run_block() {	# run_block: runs $work/block once, sets miss (empty: ok)
 	port=$(free_port)
 	server=$(echo "$marker" | sed -n 's/.* server="\([^"]*\)".*/\1/p')
 	{
@@ -115,7 +100,6 @@ while IFS= read -r m; do
 		echo "sleep 1"	# strace and the servers print their tables
 	} >"$work/script"
 	: >"$work/server.log"
-	t0=$(date +%s)
 	# setsid in a background job: no fork, so the session's id is $!
 	WALK_TREE=$tree WALK_SERVER_LOG=$work/server.log \
 		setsid timeout -k 5 "$timeout_s" bash "$work/script" >"$work/out" 2>&1 </dev/null &
@@ -136,8 +120,32 @@ while IFS= read -r m; do
 		grep -Eq -- "$re" "$work/out" || miss="$miss${miss:+; }no match for /$re/"
 	done < <(echo "$marker" | grep -o ' expect="[^"]*"' | sed 's/^ expect="//; s/"$//')
 	[ "$rc" = 124 ] && miss="$miss${miss:+; }timed out after ${timeout_s} s"
+}
+
+ok=0 failed=0 skipped=0
+grep -n '^<!-- walk [A-Za-z0-9._-]* .*-->$' "$tut" >"$work/markers"
+while IFS= read -r m; do
+	line=${m%%:*}
+	marker=${m#*:}
+	id=$(echo "$marker" | awk '{ print $3 }')
+	if [ -n "${WALK_ONLY:-}" ] && ! echo " $WALK_ONLY " | grep -q " $id "; then continue; fi
+	if [ -n "${WALK_FAST:-}" ] && ! echo "$marker" | grep -q ' fast '; then continue; fi
+	if echo "$marker" | grep -q ' root ' && [ "$(id -u)" != 0 ]; then
+		skipped=$((skipped + 1)); echo "skip $id: needs root (as the text says: sudo)"; continue
+	fi
+	awk -v from="$line" 'NR <= from { next } /^    / || (/^$/ && on) { on = 1; print; next } { exit }' "$tut" |
+		sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' >"$work/block"
+	if [ ! -s "$work/block" ]; then
+		failed=$((failed + 1)); echo "FAIL $id: TUTORIAL.md:$line: no indented block after the marker"; continue
+	fi
+	t0=$(date +%s)
+	run_block
+	# once more before it counts: on two busy shared cores a short load
+	# or an attach can lose its turn (check_trace.sh does the same)
+	retried=""
+	[ -n "$miss" ] && { run_block; retried=", on a second try"; }
 	if [ -z "$miss" ]; then
-		ok=$((ok + 1)); echo "ok   $id ($(( $(date +%s) - t0 )) s)"
+		ok=$((ok + 1)); echo "ok   $id ($(( $(date +%s) - t0 )) s$retried)"
 	else
 		failed=$((failed + 1)); echo "FAIL $id (TUTORIAL.md:$line): $miss"
 		sed 's/^/      | /' "$work/out" | tail -8
