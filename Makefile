@@ -4,13 +4,19 @@
 #   make run [STEP=03]   build and start a step on port 8000 (default: the newest)
 #   make test            build everything and run every step's test suite
 #   make diff STEP=03    what step 03 adds to step 02
-#   make bench           measure every step and nginx: bench/results.md, .svg
+#   make bench           measure every step and nginx: bench/out/results.md, .svg
+#                        (ignored by git; RUNS=1 SECONDS_PER_RUN=1 SERVERS="..."
+#                        for a quick look)
+#   make bench-publish   maintainers: the same into the committed bench/results.md
+#                        and .svg, then make tutorial copies its figures
 #   make fuzz            fuzz the request parser for FUZZ_SECONDS (60) with libFuzzer
 #   make valgrind        the finished server under memcheck: no error, no leak
 #   make trace STEP=03   one request through the kernel, from io_uring's own
 #                        tracepoints: timeline, summary, SVG (root; TARGET=/path,
 #                        ARGS="server options"); make trace-all: every step's into trace/
 #   make tutorial        regenerate TUTORIAL.md's diffs, excerpts and figures
+#   make walkthrough     run every command TUTORIAL.md gives, in a scratch clone,
+#                        and check each shows what the text says (a few minutes)
 #   make solution STEP=03  the solutions to step 03's exercises in TUTORIAL.md
 #   make deps            install what is missing (as root), or say how
 #   make doctor          is this machine ready for the workshop? a verdict per step
@@ -35,14 +41,24 @@ deps:
 deps-core:
 	@sh scripts/deps.sh
 
+# Every check runs even when one before it fails (a server.c edited for an
+# exercise fails the drift checks once, and its suites still say whether the
+# edit works); make test fails at the end, naming the checks that failed.
+TEST_CHECKS := tests/check_repo.sh tests/check_trace.sh tests/check_doctor.sh \
+	tests/check_solutions.sh tests/check_walkthrough.sh tests/run_tests
 test: deps-core
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests
-	tests/check_repo.sh
-	tests/check_trace.sh
-	tests/check_doctor.sh
-	tests/check_solutions.sh
-	tests/run_tests
+	@failed=""; for c in $(TEST_CHECKS); do \
+		echo "$$c"; $$c || failed="$$failed $$c"; \
+	done; \
+	test -z "$$failed" || { echo "make test: failed:$$failed"; exit 1; }
+
+# TUTORIAL.md's commands, run as the text gives them, in a scratch clone,
+# as the invoking user (scripts/walkthrough.sh); make test runs the fast
+# subset in place (tests/check_walkthrough.sh).
+walkthrough: deps-core
+	@scripts/walkthrough.sh
 
 # Not after deps-core: the doctor reports what is missing rather than stop
 # at it. Building it needs only a compiler and liburing's headers.
@@ -69,9 +85,13 @@ diff:
 
 # The kernel's side of one request (scripts/trace.sh): needs root for tracefs,
 # and says so otherwise. trace-all regenerates trace/stepNN.txt and .svg.
+# Without TARGET and ARGS, each step is traced as its chapter and
+# trace/stepNN.txt show it (scripts/trace_plan.sh: 05 with -s 100000,
+# 07 fetching /large).
 trace:
 	@case "$(STEP)" in [0-9][0-9]) ;; *) echo "usage: make trace STEP=NN [TARGET=/path] [ARGS=\"server options\"], e.g. make trace STEP=03" >&2; exit 2 ;; esac
-	@scripts/trace.sh -t '$(or $(TARGET),/)' -a '$(ARGS)' $(STEP)
+	@. scripts/trace_plan.sh; trace_plan $(STEP); \
+	scripts/trace.sh -t $(if $(TARGET),'$(TARGET)',"$$target") -a $(if $(filter undefined,$(origin ARGS)),"$$args",'$(ARGS)') $(STEP)
 
 trace-all:
 	@scripts/trace_all.sh trace
@@ -80,10 +100,20 @@ trace-all:
 
 # Without root the load tools may be missing: bench/run.sh then says what
 # it lacks, and leaves out nginx alone if only nginx is missing.
+# make bench writes into bench/out/, which git ignores: the committed
+# bench/results.md, which TUTORIAL.md quotes and make test checks against,
+# changes only through bench-publish, on a quiet machine.
 bench: deps-core
 	@sh scripts/deps.sh bench || true
 	@$(MAKE) --no-print-directory all
 	bench/run.sh
+
+bench-publish: deps-core
+	@sh scripts/deps.sh bench || true
+	@$(MAKE) --no-print-directory all
+	BENCH_OUT=bench bench/run.sh
+	scripts/update_tutorial.sh
+	@echo "bench/results.md, results.svg and TUTORIAL.md's figures updated: review git diff, run make test, commit"
 
 FUZZ_SECONDS ?= 60
 fuzz: deps-core
@@ -112,4 +142,4 @@ clean:
 	@for d in $(STEPS) tests fuzz; do $(MAKE) --no-print-directory -C $$d clean; done
 	rm -f scripts/doctor
 
-.PHONY: all deps deps-core doctor test run bench fuzz valgrind tutorial solution diff clean FORCE
+.PHONY: all deps deps-core doctor test run walkthrough bench bench-publish fuzz valgrind tutorial solution diff clean FORCE

@@ -7,7 +7,10 @@
 # wrk and with a sequential client (strace -c -f); server CPU time per
 # request, all threads counted, the kernel's SQ thread included
 # (/proc/PID/task/*/stat); CPU use while idle; for step07 how many large
-# sends were zero-copied. Writes bench/results.md and bench/results.svg.
+# sends were zero-copied. Writes results.md and results.svg into BENCH_OUT:
+# bench/out/ by default, which git ignores, so a run never dirties the tree;
+# `make bench-publish` (BENCH_OUT=bench) replaces the committed results that
+# TUTORIAL.md's figures quote, for maintainers.
 #
 #   bench/run.sh                    everything (about 3 minutes on 2 cores)
 #   RUNS=1 SECONDS_PER_RUN=1 bench/run.sh    a quick look
@@ -19,8 +22,10 @@ RUNS=${RUNS:-3}
 SECS=${SECONDS_PER_RUN:-2}
 CONNS=${CONNS:-50}
 LARGE=1048576
-OUT_MD=bench/results.md
-OUT_SVG=bench/results.svg
+BENCH_OUT=${BENCH_OUT:-bench/out}
+mkdir -p "$BENCH_OUT" || exit 1
+OUT_MD=$BENCH_OUT/results.md
+OUT_SVG=$BENCH_OUT/results.svg
 work=$(mktemp -d)
 server_pid=""
 

@@ -57,6 +57,9 @@ else
 	cat "$work/cc.log" "$work/first_ring.out" 2>/dev/null | head -10
 fi
 
+# A step whose server.c is edited (an exercise in progress): its patches
+# would not apply; check_repo.sh names the file once and how to restore it.
+edited=$(tests/edited.sh)
 shopt -s nullglob
 patches=(solutions/step[0-9][0-9]-*.patch)
 if [ ${#patches[@]} = 0 ]; then
@@ -75,6 +78,10 @@ for patch in "${patches[@]}"; do
 		continue
 	fi
 	dir=${dirs[0]%/}
+	if printf '%s\n' "$edited" | grep -qxF -e "$dir/server.c" -e "$patch"; then
+		echo "skip: $patch: $dir/server.c or the patch is edited (tests/edited.sh says how to restore it)"
+		continue
+	fi
 	scratch="$work/$name"
 	mkdir -p "$scratch"
 	cp -R "$dir" "$scratch/"
