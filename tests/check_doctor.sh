@@ -35,7 +35,7 @@ if ! make -s --no-print-directory scripts/doctor; then
 	exit 1
 fi
 
-steps=$(ls -d step[0-9][0-9]_* epilogue_* | tr '\n' ' ')
+steps="$(ls -d step[0-9][0-9]_* | tr '\n' ' ')$(ls -d epilogue_* | tr '\n' ' ')"
 as=()		# prefix that runs a command as another user
 limits=":"	# shell commands run before the doctor and each server
 
