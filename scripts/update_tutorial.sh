@@ -123,7 +123,7 @@ cat "$work/hunks/missing" >>"$work/notes"
 if [ -f "$results" ]; then
 	awk -v results="$results" '
 		BEGIN {
-			n = split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive split idle zc failed", names, " ")
+			n = split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive split idle zc failed pipelined", names, " ")
 			while ((getline row < results) > 0) {
 				if (row !~ /^\|/) continue
 				table = table row "\n"

@@ -20,7 +20,8 @@
 #                                        V is that cell of bench/results.md
 #                                        (COLUMN: close keepalive large
 #                                        sys_close sys_keepalive sys_seq cpu_close
-#                                        cpu_keepalive split idle zc failed);
+#                                        cpu_keepalive split idle zc failed
+#                                        pipelined);
 #       <!-- trace NN KEY -->V<!-- /trace -->
 #                                        V is KEY=V on the summary line
 #                                        ("summary: requests=...") of
@@ -102,7 +103,7 @@ function_text() {	# function_text FILE NAME
 cell() {	# cell SERVER COLUMN: a cell of the results table
 	awk -F' *\\| *' -v server="$1" -v col="$2" '
 		BEGIN {
-			split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive split idle zc failed", names, " ")
+			split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive split idle zc failed pipelined", names, " ")
 			for (i in names) idx[names[i]] = i + 2
 		}
 		$2 == server && (col in idx) { print $(idx[col]); found = 1; exit }
