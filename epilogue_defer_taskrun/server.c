@@ -56,6 +56,7 @@
 #define BUFFER_SIZE		4096	/* bytes in one provided buffer */
 #define BUFFER_GROUP		0	/* our one buffer ring's id */
 #define DEFAULT_IDLE_SEC	30	/* close connections idle this long (-t) */
+#define BATCH_BYTES		4096	/* responses to pipelined requests sent at once */
 /*
  * Below this, we guess, copying costs less than pinning pages and handling
  * a second completion. Where the break-even lies depends on the machine
@@ -615,6 +616,8 @@ struct conn {
 	const struct response *resp;	/* being sent, shared and read-only */
 	size_t sent;			/* how much of resp the socket took */
 	char buf[MAX_HEADER_BYTES];	/* requests, copied out of the buffers */
+	struct response batch;		/* resp for several at once: gather_responses() */
+	char out[BATCH_BYTES];		/* batch's bytes */
 };
 
 static struct conn conns[MAX_CONNS];
@@ -1381,6 +1384,43 @@ static void handle_accept(struct io_uring *ring, int listen_fd,
 }
 
 /*
+ * Pipelined requests behind the one c->resp answers: while they are
+ * complete and their responses small and keeping the connection, copy
+ * those responses behind c->resp's into c->out, so that one send carries
+ * them all. A closing response is left for its own send.
+ */
+static void gather_responses(struct conn *c)
+{
+	const struct response *next;
+	enum parse_status status;
+	struct request req;
+
+	while (c->len) {
+		status = parse_request(c->buf, c->len, &req);
+		if (status == PARSE_INCOMPLETE)
+			return;
+		next = choose_response(status, &req);
+		if (!next->keep_alive || next->len >= ZC_MIN_BYTES ||
+		    (c->resp == &c->batch ? c->batch.len : c->resp->len) +
+		    next->len > sizeof(c->out))
+			return;
+		if (c->resp != &c->batch) {
+			memcpy(c->out, c->resp->data, c->resp->len);
+			c->batch.data = c->out;
+			c->batch.len = c->resp->len;
+			c->batch.keep_alive = 1;
+			c->batch.buf_index = -1;
+			c->resp = &c->batch;
+		}
+		memcpy(c->out + c->batch.len, next->data, next->len);
+		c->batch.len += next->len;
+		stats.requests++;
+		c->len -= req.head_len;
+		memmove(c->buf, c->buf + req.head_len, c->len);
+	}
+}
+
+/*
  * Answer the oldest complete request in buf, unless a response is still on
  * its way: responses on one connection go out one at a time, in order.
  */
@@ -1407,6 +1447,8 @@ static void process_requests(struct io_uring *ring, struct conn *c)
 		/* Consume the head; pipelined bytes behind it move to the front. */
 		c->len -= req.head_len;
 		memmove(c->buf, c->buf + req.head_len, c->len);
+		if (c->resp->len < ZC_MIN_BYTES)
+			gather_responses(c);
 	} else {
 		/* The last response: what comes after it is dropped. */
 		c->reading_done = 1;
