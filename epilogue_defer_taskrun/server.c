@@ -11,7 +11,8 @@
  * in that call; under load each call carries many requests, so syscalls
  * per request fall with the load instead of by spinning a core. It
  * needs IORING_SETUP_SINGLE_ISSUER: only the thread that set the ring up
- * may submit or wait on it.
+ * may submit or wait on it. And the responses to a burst of pipelined
+ * requests go out in one send.
  *
  * Needs: Linux 6.1 or newer (IORING_SETUP_DEFER_TASKRUN), liburing 2.3;
  * everything else as step07_send_zc.
@@ -90,7 +91,8 @@ static void usage(FILE *out, const char *prog)
 		"  -h              show this help\n"
 		"No -s: nothing spins here. The server sleeps in the kernel until\n"
 		"a completion comes, and takes every one that has come at once.\n",
-		prog, DEFAULT_PORT, DEFAULT_ADDR, DEFAULT_LARGE_BYTES, MAX_CONNS, DEFAULT_BUFFERS, DEFAULT_IDLE_SEC);
+		prog, DEFAULT_PORT, DEFAULT_ADDR, DEFAULT_LARGE_BYTES,
+		MAX_CONNS, DEFAULT_BUFFERS, DEFAULT_IDLE_SEC);
 }
 
 /* Parse a whole decimal number in [min, max]; anything else is an error. */
@@ -1385,9 +1387,11 @@ static void handle_accept(struct io_uring *ring, int listen_fd,
 
 /*
  * Pipelined requests behind the one c->resp answers: while they are
- * complete and their responses small and keeping the connection, copy
- * those responses behind c->resp's into c->out, so that one send carries
- * them all. A closing response is left for its own send.
+ * complete, and their responses small and keeping the connection open,
+ * copy the responses into c->out behind c->resp's, and send them all as
+ * one response. A burst of n requests then costs one send, not n sends
+ * one after the other, each waiting for the last one's completion. A
+ * closing or large response is left for a send of its own.
  */
 static void gather_responses(struct conn *c)
 {
@@ -1401,8 +1405,7 @@ static void gather_responses(struct conn *c)
 			return;
 		next = choose_response(status, &req);
 		if (!next->keep_alive || next->len >= ZC_MIN_BYTES ||
-		    (c->resp == &c->batch ? c->batch.len : c->resp->len) +
-		    next->len > sizeof(c->out))
+		    c->resp->len + next->len > sizeof(c->out))
 			return;
 		if (c->resp != &c->batch) {
 			memcpy(c->out, c->resp->data, c->resp->len);
