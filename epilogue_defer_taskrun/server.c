@@ -1770,9 +1770,10 @@ static int event_loop(struct io_uring *ring, int listen_fd)
 		 * One syscall per turn: submit what the last batch queued,
 		 * then, unless a completion is already in the CQ, run the
 		 * task work waiting for us and sleep until a completion is
-		 * posted. Never peek and loop: completions reach the CQ only
-		 * inside such a wait (IORING_ENTER_GETEVENTS), so a loop that
-		 * only peeks would wait for itself. It returns the number
+		 * posted. Never peek and loop: a request that had to wait (a
+		 * recv for its data, an accept for its connection) completes
+		 * only inside such a wait (IORING_ENTER_GETEVENTS), so a loop
+		 * that only peeks would wait for itself. It returns the number
 		 * submitted, or -ETIME after stop_check with nothing done.
 		 */
 		ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1,
