@@ -4,6 +4,9 @@
 #   make run [STEP=03]   build and start a step on port 8000 (default: the newest)
 #   make test            build everything and run every step's test suite
 #   make diff STEP=03    what step 03 adds to step 02
+#                        STEP=epilogue: the epilogue (epilogue_defer_taskrun),
+#                        step 07 retuned for few cores, here and below;
+#                        its diff is against step 07
 #   make bench           measure every step and nginx: bench/out/results.md, .svg
 #                        (ignored by git; RUNS=1 SECONDS_PER_RUN=1 SERVERS="..."
 #                        for a quick look)
@@ -26,12 +29,16 @@
 
 STEPS := $(sort $(wildcard step[0-9][0-9]_*))
 NEWEST := $(lastword $(STEPS))
+# Not a numbered step: the sequence ends in step 07; this is step 07 again,
+# for a machine with few cores (TUTORIAL.md's epilogue).
+EPILOGUE := $(wildcard epilogue_*)
+SERVERS := $(STEPS) $(EPILOGUE)
 PORT ?= 8000
-step_dir = $(or $(wildcard step$(STEP)_*),$(error no step $(STEP): try one of $(STEPS)))
+step_dir = $(or $(if $(filter epilogue,$(STEP)),$(EPILOGUE),$(wildcard step$(STEP)_*)),$(error no step $(STEP): try one of $(STEPS) or epilogue))
 
-all: $(STEPS)
+all: $(SERVERS)
 
-$(STEPS): FORCE
+$(SERVERS): FORCE
 	@$(MAKE) --no-print-directory -C $@
 
 deps:
@@ -75,21 +82,25 @@ run: deps-core
 
 # No timestamps in the labels, so the output is the same on every machine.
 diff:
-	@case "$(STEP)" in [0-9][0-9]) ;; *) echo "usage: make diff STEP=NN, e.g. make diff STEP=03" >&2; exit 2 ;; esac; \
-	cur=$$(ls -d step$(STEP)_* 2>/dev/null); \
-	prev=$$(ls -d step$$(printf %02d $$(expr $(STEP) - 1))_* 2>/dev/null); \
-	test -n "$$cur" || { echo "no step $(STEP): try one of $(STEPS)" >&2; exit 2; }; \
+	@case "$(STEP)" in \
+	[0-9][0-9]) \
+		cur=$$(ls -d step$(STEP)_* 2>/dev/null); \
+		prev=$$(ls -d step$$(printf %02d $$(expr $(STEP) - 1))_* 2>/dev/null) ;; \
+	epilogue) cur="$(EPILOGUE)"; prev="$(NEWEST)" ;; \
+	*) echo "usage: make diff STEP=NN, e.g. make diff STEP=03, or make diff STEP=epilogue" >&2; exit 2 ;; esac; \
+	test -n "$$cur" || { echo "no step $(STEP): try one of $(STEPS) or epilogue" >&2; exit 2; }; \
 	test -n "$$prev" || { echo "step $(STEP) is the first: nothing to diff" >&2; exit 2; }; \
 	diff -u --label $$prev/server.c --label $$cur/server.c $$prev/server.c $$cur/server.c; \
 	test $$? -le 1
 
 # The kernel's side of one request (scripts/trace.sh): needs root for tracefs,
-# and says so otherwise. trace-all regenerates trace/stepNN.txt and .svg.
+# and says so otherwise. trace-all regenerates trace/stepNN.txt and .svg
+# (trace/epilogue.txt and .svg for the epilogue).
 # Without TARGET and ARGS, each step is traced as its chapter and
 # trace/stepNN.txt show it (scripts/trace_plan.sh: 05 with -s 100000,
 # 07 fetching /large).
 trace:
-	@case "$(STEP)" in [0-9][0-9]) ;; *) echo "usage: make trace STEP=NN [TARGET=/path] [ARGS=\"server options\"], e.g. make trace STEP=03" >&2; exit 2 ;; esac
+	@case "$(STEP)" in [0-9][0-9] | epilogue) ;; *) echo "usage: make trace STEP=NN|epilogue [TARGET=/path] [ARGS=\"server options\"], e.g. make trace STEP=03" >&2; exit 2 ;; esac
 	@. scripts/trace_plan.sh; trace_plan $(STEP); \
 	scripts/trace.sh -t $(if $(TARGET),'$(TARGET)',"$$target") -a $(if $(filter undefined,$(origin ARGS)),"$$args",'$(ARGS)') $(STEP)
 
@@ -129,9 +140,9 @@ tutorial:
 
 # The exercises' solutions, as patches (make test checks that they apply and pass).
 solution:
-	@case "$(STEP)" in [0-9][0-9]) ;; *) echo "usage: make solution STEP=NN, e.g. make solution STEP=02" >&2; exit 2 ;; esac; \
+	@case "$(STEP)" in [0-9][0-9]) p=step$(STEP) ;; epilogue) p=epilogue ;; *) echo "usage: make solution STEP=NN, e.g. make solution STEP=02" >&2; exit 2 ;; esac; \
 	found=0; \
-	for p in solutions/step$(STEP)-*.patch; do \
+	for p in solutions/$$p-*.patch; do \
 		test -e "$$p" || continue; found=1; \
 		echo "==> $$p (to try it: git apply $$p; to undo: git apply -R $$p)"; \
 		cat "$$p"; echo; \
@@ -139,7 +150,7 @@ solution:
 	test $$found = 1 || { echo "no solutions for step $(STEP) in solutions/" >&2; exit 2; }
 
 clean:
-	@for d in $(STEPS) tests fuzz; do $(MAKE) --no-print-directory -C $$d clean; done
+	@for d in $(SERVERS) tests fuzz; do $(MAKE) --no-print-directory -C $$d clean; done
 	rm -f scripts/doctor
 
 .PHONY: all deps deps-core doctor test run walkthrough bench bench-publish fuzz valgrind tutorial solution diff clean FORCE

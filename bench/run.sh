@@ -7,7 +7,10 @@
 # wrk and with a sequential client (strace -c -f); server CPU time per
 # request, all threads counted, the kernel's SQ thread included
 # (/proc/PID/task/*/stat); CPU use while idle; for step07 how many large
-# sends were zero-copied. Writes results.md and results.svg into BENCH_OUT:
+# sends were zero-copied; and, where h2load is installed (nghttp2-client),
+# requests/s with HTTP/1.1 pipelining for servers that keep connections
+# (h2load --h1 -c10 -m10: ten connections, ten requests in flight on
+# each). Writes results.md and results.svg into BENCH_OUT:
 # bench/out/ by default, which git ignores, so a run never dirties the tree;
 # `make bench-publish` (BENCH_OUT=bench) replaces the committed results that
 # TUTORIAL.md's figures quote, for maintainers.
@@ -46,7 +49,10 @@ have_nginx=1
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || have_nginx=0
 NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 
-servers=${SERVERS:-"$(ls -d step[0-9][0-9]_* | tr '\n' ' ') nginx"}
+servers=${SERVERS:-"$(ls -d step[0-9][0-9]_* epilogue_* | tr '\n' ' ') nginx"}
+PIPE_REQUESTS=${PIPE_REQUESTS:-200000}
+have_h2load=1
+command -v h2load >/dev/null 2>&1 || have_h2load=0
 nservers=$(echo $servers | wc -w)
 
 # ---- the machine --------------------------------------------------------
@@ -118,6 +124,19 @@ wrk_run() {	# wrk_run URL SECONDS [header] -> "requests req_per_s errors"
 		/Socket errors/ { gsub(",", ""); e += $4 + $6 + $8 + $10 }
 		/Non-2xx/ { e += $NF }
 		END { printf "%d %s %d\n", n, (r == "" ? 0 : r), e }' | tee -a "$work/runs"
+}
+
+# h2load_run URL -> "requests req_per_s errors": PIPE_REQUESTS requests
+# over 10 connections, 10 in flight on each (HTTP/1.1 pipelining).
+h2load_run() {
+	local out
+	out=$(timeout 120 $pin_client h2load --h1 -n"$PIPE_REQUESTS" -c10 -m10 -t1 "$1" 2>&1)
+	echo "$out" >>"$work/wrk.log"
+	echo "$out" | awk '
+		/^finished in/ { r = $4 }
+		/^requests:/ { gsub(",", ""); n = $8; e += $10 + $12 + $14 }
+		/^status codes:/ { gsub(",", ""); e += $5 + $7 + $9 }
+		END { printf "%d %s %d\n", n, (r == "" ? 0 : r), (n == "" ? 1 : e) }' | tee -a "$work/runs"
 }
 
 failed_requests() {	# errors wrk saw since the last call
@@ -221,7 +240,7 @@ ab_count() {	# sequential: one request at a time
 # ---- measure ----------------------------------------------------------------
 echo "machine: $machine"
 echo "$sharing"
-printf 'server\tclose\tkeepalive\tlarge\tsys_close\tsys_ka\tsys_seq\tcpu_close\tcpu_ka\tsplit\tidle_pct\tzc\tfailed\n' >"$work/table"
+printf 'server\tclose\tkeepalive\tlarge\tsys_close\tsys_ka\tsys_seq\tcpu_close\tcpu_ka\tsplit\tidle_pct\tzc\tfailed\tpipelined\n' >"$work/table"
 i=0
 for name in $servers; do
 	i=$((i + 1))
@@ -235,7 +254,7 @@ for name in $servers; do
 		start_nginx
 		keepalive=1
 		;;
-	step06_*|step07_*)
+	step06_*|step07_*|epilogue_*)
 		start_step "$name"
 		keepalive=1
 		;;
@@ -253,6 +272,12 @@ for name in $servers; do
 	if [ "$keepalive" = 1 ]; then
 		progress "$i" "$name" "GET / keep-alive"
 		read -r ka_rps cpu_ka split < <(rps_and_cpu "$base/")
+	fi
+
+	pipe_rps="-"
+	if [ "$keepalive" = 1 ] && [ "$have_h2load" = 1 ]; then
+		progress "$i" "$name" "GET / pipelined (h2load --h1 -m10)"
+		pipe_rps=$(for _ in $(seq "$RUNS"); do h2load_run "$base/" | awk '{ print $2 }'; done | median)
 	fi
 
 	progress "$i" "$name" "GET /large (1 MiB)"
@@ -285,10 +310,10 @@ for name in $servers; do
 		zc=$(awk '/^zero-copy sends:/ { print $3 " zero-copied, " $7 " copied" }' "$work/out")
 	fi
 	failed=$(failed_requests)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$close_rps" "$ka_rps" \
-		"$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_close" "$cpu_ka" "$split" "$idle" "$zc" "$failed" >>"$work/table"
-	printf '        %s: req/s %.0f close, %s keep-alive, %.0f /large; syscalls/req %s close, %s keep-alive, %s sequential; CPU us/req %.1f close, %s keep-alive; cores %% server/SQ/rest %s; idle %s%%; %s failed\n' \
-		"$name" "$close_rps" "$ka_rps" "$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_close" "$cpu_ka" "$split" "$idle" "$failed"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$close_rps" "$ka_rps" \
+		"$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_close" "$cpu_ka" "$split" "$idle" "$zc" "$failed" "$pipe_rps" >>"$work/table"
+	printf '        %s: req/s %.0f close, %s keep-alive, %s pipelined, %.0f /large; syscalls/req %s close, %s keep-alive, %s sequential; CPU us/req %.1f close, %s keep-alive; cores %% server/SQ/rest %s; idle %s%%; %s failed\n' \
+		"$name" "$close_rps" "$ka_rps" "$pipe_rps" "$large_rps" "$sys_close" "$sys_ka" "$sys_seq" "$cpu_close" "$cpu_ka" "$split" "$idle" "$failed"
 done
 
 # ---- results.md ---------------------------------------------------------------
@@ -298,15 +323,20 @@ done
 	echo "Machine: $machine."
 	echo "$sharing"
 	echo "wrk -t1 -c$CONNS, median of $RUNS runs of $SECS s each; loopback only."
+	if [ "$have_h2load" = 1 ]; then
+		echo "Pipelined: h2load --h1 -n$PIPE_REQUESTS -c10 -m10 -t1, median of $RUNS runs."
+	else
+		echo "Pipelined: not measured, h2load is not installed (nghttp2-client)."
+	fi
 	echo
-	echo "| server | req/s, close | req/s, keep-alive | req/s, /large 1 MiB | syscalls/req, close | syscalls/req, keep-alive | syscalls/req, sequential | CPU µs/req, close | CPU µs/req, keep-alive | core % server/SQ/rest | idle CPU % | /large sends | failed requests |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
+	echo "| server | req/s, close | req/s, keep-alive | req/s, /large 1 MiB | syscalls/req, close | syscalls/req, keep-alive | syscalls/req, sequential | CPU µs/req, close | CPU µs/req, keep-alive | core % server/SQ/rest | idle CPU % | /large sends | failed requests | req/s, pipelined |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
 	awk -F'\t' '
 		function num(v, fmt) { return v == "-" || v == "" ? "-" : sprintf(fmt, v) }
 		NR > 1 {
-		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1,
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1,
 			num($2, "%.0f"), num($3, "%.0f"), num($4, "%.0f"), $5, $6, $7,
-			num($8, "%.1f"), num($9, "%.1f"), $10, $11, $12, $13 }' "$work/table"
+			num($8, "%.1f"), num($9, "%.1f"), $10, $11, $12, $13, num($14, "%.0f") }' "$work/table"
 	echo
 	echo "Server CPU per request counts every thread of the server, the kernel's"
 	echo "SQ thread included, over the throughput runs. \"core % server/SQ/rest\""

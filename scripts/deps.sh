@@ -40,6 +40,7 @@ if [ "$bench" = 1 ]; then
 	command -v ab >/dev/null 2>&1 || need apache2-utils
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need nginx-light
 	command -v curl >/dev/null 2>&1 || need curl
+	command -v h2load >/dev/null 2>&1 || need nghttp2-client
 fi
 
 [ -z "$missing" ] && exit 0

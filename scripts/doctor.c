@@ -96,6 +96,7 @@ enum feature_id {
 	F_SEND_ZC,		/* optional: step 07 sends plainly without it */
 	F_ZC_REPORT,		/* optional: IORING_SEND_ZC_REPORT_USAGE */
 	F_FIXED_FD_INSTALL,	/* optional: step 07 resets stuck clients at exit */
+	F_DEFER_TASKRUN,	/* the epilogue: SINGLE_ISSUER | DEFER_TASKRUN */
 	F_COUNT,
 };
 
@@ -504,6 +505,36 @@ static int try_sqpoll(struct io_uring *ring)
 	}
 	set_yes(F_SQPOLL);
 	return 0;
+}
+
+/*
+ * A ring as the epilogue makes it: no SQ thread, the completions' task
+ * work deferred to the thread that waits (Linux 6.1; -EINVAL before).
+ * Its other trials are those of steps 06-07, made on their ring.
+ */
+static void try_defer_taskrun(void)
+{
+	struct io_uring_params p;
+	struct io_uring ring;
+	int ret;
+
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+		  IORING_SETUP_DEFER_TASKRUN;
+	p.cq_entries = CQ_ENTRIES;
+	ret = init_ring(&ring, &p);
+	if (ret == -EINVAL) {
+		set_no(F_DEFER_TASKRUN, NEWER_KERNEL,
+		       "IORING_SETUP_DEFER_TASKRUN is refused (it needs Linux 6.1)");
+		return;
+	}
+	if (ret < 0) {
+		set_no(F_DEFER_TASKRUN, NEWER_KERNEL,
+		       "IORING_SETUP_DEFER_TASKRUN: %s", strerror(-ret));
+		return;
+	}
+	io_uring_queue_exit(&ring);
+	set_yes(F_DEFER_TASKRUN);
 }
 
 /*
@@ -997,6 +1028,10 @@ static const struct step {
 	{ "step05_peek_spin", { F_SOCKET, F_RING, F_PROBE, OPS_02, F_SQPOLL }, { F_NONE } },
 	{ "step06_multishot_bufring", { NEEDS_06 }, { F_NONE } },
 	{ "step07_send_zc", { NEEDS_06 }, { F_SEND_ZC, F_ZC_REPORT, F_FIXED_FD_INSTALL } },
+	{ "epilogue_defer_taskrun", { F_SOCKET, F_RING, F_PROBE, OPS_BASE,
+	  F_OP_ASYNC_CANCEL, F_OP_TIMEOUT_REMOVE, F_DEFER_TASKRUN, F_FILES,
+	  F_BUF_RING, F_MSHOT_ACCEPT, F_MSHOT_RECV, F_CANCEL_FD_FIXED },
+	  { F_SEND_ZC, F_ZC_REPORT, F_FIXED_FD_INSTALL } },
 };
 
 #define NR_STEPS	(int)(sizeof(steps) / sizeof(steps[0]))
@@ -1088,6 +1123,7 @@ int main(int argc, char **argv)
 	if (try_ring(&ring) == 0) {
 		probe_ops(&ring);
 		io_uring_queue_exit(&ring);
+		try_defer_taskrun();
 		if (try_sqpoll(&sq_ring) == 0)
 			have_sq_ring = 1;
 	}
@@ -1117,7 +1153,7 @@ int main(int argc, char **argv)
 	report_tools();
 	printf("\n");
 	for (i = 0; i < NR_STEPS; i++)
-		ready += report_step(&steps[i], i == NR_STEPS - 1 ? zc_note : NULL);
+		ready += report_step(&steps[i], steps[i].wants[0] == F_SEND_ZC ? zc_note : NULL);
 	if (ready == NR_STEPS)
 		printf("doctor: all %d steps ready\n", NR_STEPS);
 	else

@@ -4,6 +4,9 @@
 #
 #   scripts/trace.sh [-t TARGET] [-a "SERVER ARGS"] [-o OUTDIR] STEP
 #
+# STEP is NN, or "epilogue" for epilogue_defer_taskrun (its files are
+# OUTDIR/epilogue.txt and .svg).
+#
 # Exit status: 0, 1 on a failure, 2 on bad usage, 77 when this machine
 # cannot trace (not root, no tracefs, no io_uring tracepoints), saying why.
 #
@@ -53,9 +56,14 @@ done
 shift $((OPTIND - 1))
 [ $# = 1 ] || usage
 step=$1
-case $step in [0-9][0-9]) ;; [0-9]) step=0$step ;; *) usage ;; esac
+case $step in [0-9][0-9]) ;; [0-9]) step=0$step ;; epilogue) ;; *) usage ;; esac
+name=step$step
 dir=$(ls -d step${step}_* 2>/dev/null | head -n 1)
-[ -n "$dir" ] || { echo "no step $step: try one of $(ls -d step[0-9][0-9]_* | tr '\n' ' ')" >&2; exit 2; }
+if [ "$step" = epilogue ]; then
+	name=epilogue
+	dir=$(ls -d epilogue_* 2>/dev/null | head -n 1)
+fi
+[ -n "$dir" ] || { echo "no step $step: try one of $(ls -d step[0-9][0-9]_* | tr '\n' ' ')epilogue" >&2; exit 2; }
 case $target in /*) ;; *) echo "TARGET must start with /: $target" >&2; exit 2 ;; esac
 
 if [ "$(id -u)" != 0 ]; then
@@ -228,8 +236,8 @@ fi
 
 # ---- decode ----
 mkdir -p "$outdir" || exit 1
-svg=$outdir/step$step.svg
-txt=$outdir/step$step.txt
+svg=$outdir/$name.svg
+txt=$outdir/$name.txt
 title="$dir: GET $target${server_args:+ (server $server_args)}"
 awk -f scripts/trace_decode.awk \
 	-v step="$step" -v title="$title" -v spid="$server_pid" \

@@ -5,7 +5,8 @@
 #	awk -v dir=DIR -f scripts/tutorial_hunks.awk TUTORIAL.md
 #
 # DIR holds, for every step NN that has a step before it, NN.diff: what
-# `make diff STEP=NN` prints. A step's diff without its ---/+++ header is a
+# `make diff STEP=NN` prints (and epilogue.diff, for STEP=epilogue: NN may
+# be "epilogue" wherever it appears below). A step's diff without its ---/+++ header is a
 # list of hunks, each from its @@ line to the next; the markers quote that
 # list in order, each piece once, none left out:
 #
@@ -64,14 +65,14 @@ BEGIN {
 
 /^<!-- hunks? STEP=/ {
 	m = $0
-	if (!match(m, /^<!-- hunks? STEP=[0-9][0-9] [0-9]+(-[0-9]+)?( from: .*)? -->$/)) {
+	if (!match(m, /^<!-- hunks? STEP=([0-9][0-9]|epilogue) [0-9]+(-[0-9]+)?( from: .*)? -->$/)) {
 		problem(NR, "malformed hunk marker: " $0)
 		next
 	}
 	sub(/^<!-- hunks? STEP=/, "", m)
 	sub(/ -->$/, "", m)
-	step = substr(m, 1, 2)
-	m = substr(m, 4)
+	step = substr(m, 1, index(m, " ") - 1)
+	m = substr(m, length(step) + 2)
 	anchor = ""
 	if ((i = index(m, " from: ")) > 0) {
 		anchor = substr(m, i + 7)

@@ -6,7 +6,8 @@
 # <!-- excerpt FILE FUNCTION --> marker; every
 # <!-- fig SERVER COLUMN -->value<!-- /fig --> from bench/results.md;
 # every <!-- trace NN KEY -->value<!-- /trace --> from the summary line of
-# trace/stepNN.txt (make trace); and
+# trace/stepNN.txt (make trace); NN may be "epilogue" in both kinds of
+# marker (make diff STEP=epilogue, trace/epilogue.txt); and
 # the table between <!-- results --> and <!-- /results -->.
 # tests/check_repo.sh (part of make test) fails when any of them drifts.
 #
@@ -30,6 +31,11 @@ for d in $(ls -d step[0-9][0-9]_* | sed 1d); do
 	echo "$s" >>"$work/hunks/steps"
 	make -s --no-print-directory diff STEP="$s" >"$work/hunks/$s.diff"
 done
+# The epilogue: its diff against step 07 (make diff STEP=epilogue).
+if ls -d epilogue_* >/dev/null 2>&1; then
+	echo epilogue >>"$work/hunks/steps"
+	make -s --no-print-directory diff STEP=epilogue >"$work/hunks/epilogue.diff"
+fi
 awk -v dir="$work/hunks" -f scripts/tutorial_hunks.awk "$tut"
 : >"$work/notes"
 
@@ -79,7 +85,7 @@ while IFS= read -r line; do
 								m=${mark#<!-- }
 								m=${m% -->}
 								moved=""
-								for h in "$work"/hunks/hunk."$(echo "$m" | sed 's/.*STEP=\([0-9]*\).*/\1/')".*; do
+								for h in "$work"/hunks/hunk."$(echo "$m" | sed 's/.*STEP=\([0-9a-z]*\).*/\1/')".*; do
 									[ -e "$h" ] && cmp -s "$work/old" "$h" && moved=${h##*.}
 								done
 								if [ -n "$moved" ]; then
@@ -117,7 +123,7 @@ cat "$work/hunks/missing" >>"$work/notes"
 if [ -f "$results" ]; then
 	awk -v results="$results" '
 		BEGIN {
-			n = split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive split idle zc failed", names, " ")
+			n = split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive split idle zc failed pipelined", names, " ")
 			while ((getline row < results) > 0) {
 				if (row !~ /^\|/) continue
 				table = table row "\n"
@@ -149,7 +155,7 @@ awk '
 	function summary(step,	f, line, n, i, kv, out) {
 		if (step in loaded) return
 		loaded[step] = 1
-		f = "trace/step" step ".txt"
+		f = step == "epilogue" ? "trace/epilogue.txt" : "trace/step" step ".txt"
 		while ((getline line < f) > 0)
 			if (line ~ /^summary: requests=/) {
 				n = split(line, kv, " ")
@@ -161,7 +167,7 @@ awk '
 	}
 	{
 		out = ""
-		while (match($0, /<!-- trace [0-9][0-9] [a-z_]+ -->[^<]*<!-- \/trace -->/)) {
+		while (match($0, /<!-- trace ([0-9][0-9]|epilogue) [a-z_]+ -->[^<]*<!-- \/trace -->/)) {
 			m = substr($0, RSTART, RLENGTH)
 			split(m, w, " ")
 			summary(w[3])

@@ -10,7 +10,8 @@
 # Three rounds, each doctor and servers under the same conditions:
 #   as is          whatever this machine and user allow;
 #   ulimit -n 512  fewer open files than step 06's default -c: the doctor
-#                  must call steps 06-07 not ready, and they must refuse;
+#                  must call steps 06-07 and the epilogue not ready, and
+#                  they must refuse;
 #   as nobody      when run as root: the unprivileged path (no CAP_IPC_LOCK,
 #                  SQPOLL as a user, the user's own limits). It runs copies
 #                  of the doctor and the servers, in a directory of its own
@@ -42,7 +43,7 @@ if ! make -s --no-print-directory scripts/doctor; then
 	exit 1
 fi
 
-steps=$(ls -d step[0-9][0-9]_* | tr '\n' ' ')
+steps="$(ls -d step[0-9][0-9]_* | tr '\n' ' ')$(ls -d epilogue_* | tr '\n' ' ')"
 as=()		# prefix that runs a command as another user
 limits=":"	# shell commands run before the doctor and each server
 
@@ -142,7 +143,7 @@ round() {
 			fail "$name: $step: not a verdict: $verdict"
 			;;
 		esac
-	done < <(grep -E '^step[0-9][0-9]_[a-z0-9_]*: ' "$work/doctor")
+	done < <(grep -E '^(step[0-9][0-9]|epilogue)_[a-z0-9_]*: ' "$work/doctor")
 	if [ "$seen" = "$steps" ]; then
 		pass
 	else
@@ -168,7 +169,7 @@ round() {
 round "as is"
 
 limits="ulimit -n 512"
-round "ulimit -n 512" step06_multishot_bufring step07_send_zc
+round "ulimit -n 512" step06_multishot_bufring step07_send_zc epilogue_defer_taskrun
 limits=":"
 
 # nobody_tree: a new directory that nobody can reach, holding copies of

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # check_repo.sh - checks on the repository itself, run by `make test`:
 #
-#  1. framing: every step carries the same request framing code, byte for
-#     byte (from "Request framing." to the end of parse_request()), so the
-#     fuzzer, which compiles one step, covers them all;
+#  1. framing: every step, and the epilogue, carries the same request
+#     framing code, byte for byte (from "Request framing." to the end of
+#     parse_request()), so the fuzzer, which compiles one step, covers them
+#     all;
 #  2. tutorial: TUTORIAL.md has not drifted from the code or the results:
 #       <!-- hunk STEP=NN K -->          the ```diff block that follows is hunk K
 #       <!-- hunks STEP=NN K-L -->       (or hunks K to L) of `make diff STEP=NN`,
@@ -19,11 +20,14 @@
 #                                        V is that cell of bench/results.md
 #                                        (COLUMN: close keepalive large
 #                                        sys_close sys_keepalive sys_seq cpu_close
-#                                        cpu_keepalive split idle zc failed);
+#                                        cpu_keepalive split idle zc failed
+#                                        pipelined);
 #       <!-- trace NN KEY -->V<!-- /trace -->
 #                                        V is KEY=V on the summary line
 #                                        ("summary: requests=...") of
 #                                        trace/stepNN.txt, from make trace;
+#     (NN may be "epilogue" in hunk and trace markers: make diff
+#     STEP=epilogue, trace/epilogue.txt);
 #       <!-- results -->...<!-- /results -->
 #                                        the table between is the one in
 #                                        bench/results.md;
@@ -69,7 +73,8 @@ framing() {	# framing FILE: the framing code of a step
 	' "$1"
 }
 first=""
-for f in step[0-9][0-9]_*/server.c; do
+for f in step[0-9][0-9]_*/server.c epilogue_*/server.c; do
+	[ -e "$f" ] || continue
 	is_edited "$f" && continue
 	framing "$f" >"$work/framing"
 	if [ ! -s "$work/framing" ]; then
@@ -87,7 +92,7 @@ for f in step[0-9][0-9]_*/server.c; do
 		diff -u "$work/framing.first" "$work/framing" | head -20
 	fi
 done
-echo "framing: $(ls step[0-9][0-9]_*/server.c | wc -l) steps carry $(wc -l <"$work/framing.first" 2>/dev/null) identical lines of framing code"
+echo "framing: $(ls step[0-9][0-9]_*/server.c epilogue_*/server.c 2>/dev/null | wc -l) servers carry $(wc -l <"$work/framing.first") identical lines of framing code"
 
 # ---- 2. tutorial -----------------------------------------------------------
 tut=TUTORIAL.md
@@ -114,7 +119,7 @@ function_text() {	# function_text FILE NAME
 cell() {	# cell SERVER COLUMN: a cell of the results table
 	awk -F' *\\| *' -v server="$1" -v col="$2" '
 		BEGIN {
-			split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive split idle zc failed", names, " ")
+			split("close keepalive large sys_close sys_keepalive sys_seq cpu_close cpu_keepalive split idle zc failed pipelined", names, " ")
 			for (i in names) idx[names[i]] = i + 2
 		}
 		$2 == server && (col in idx) { print $(idx[col]); found = 1; exit }
@@ -135,6 +140,10 @@ if [ -f "$tut" ] && [ "$code_edited" = 0 ]; then
 		echo "$s" >>"$work/hunks/steps"
 		make -s --no-print-directory diff STEP="$s" >"$work/hunks/$s.diff" 2>&1
 	done
+	if ls -d epilogue_* >/dev/null 2>&1; then
+		echo epilogue >>"$work/hunks/steps"
+		make -s --no-print-directory diff STEP=epilogue >"$work/hunks/epilogue.diff" 2>&1
+	fi
 	if grep -n '^<!-- make diff STEP=' "$tut"; then
 		fail "$tut: whole-diff markers are gone: quote each hunk with <!-- hunk STEP=NN K -->"
 	fi
@@ -183,15 +192,16 @@ if [ -f "$tut" ]; then
 
 	# solutions: every patch the text names exists, every patch is named,
 	# and every step has at least one
-	grep -o 'solutions/step[0-9][0-9]-[a-z0-9-]*\.patch' "$tut" | sort -u >"$work/named"
+	grep -oE 'solutions/(step[0-9][0-9]|epilogue)-[a-z0-9-]*\.patch' "$tut" | sort -u >"$work/named"
 	while read -r p; do
 		[ -f "$p" ] && pass || fail "$tut names $p, which does not exist"
 	done <"$work/named"
-	for p in solutions/step[0-9][0-9]-*.patch; do
+	for p in solutions/step[0-9][0-9]-*.patch solutions/epilogue-*.patch; do
 		[ -e "$p" ] || continue
 		grep -qxF "$p" "$work/named" && pass || fail "$p: no exercise in $tut names it"
 	done
-	for d in step[0-9][0-9]_*; do
+	for d in step[0-9][0-9]_* epilogue_*; do
+		[ -e "$d" ] || continue
 		s=${d%%_*}
 		ls solutions/"$s"-*.patch >/dev/null 2>&1 && pass || fail "$d: no solution in solutions/ ($s-NAME.patch) for its exercises"
 	done
@@ -240,18 +250,21 @@ if [ -f "$tut" ]; then
 
 	# figures from the committed traces: <!-- trace NN KEY -->V<!-- /trace -->
 	# is KEY=V on the "summary: requests=" line of trace/stepNN.txt
+	# (<!-- trace epilogue KEY -->: of trace/epilogue.txt)
 	while read -r step key value; do
 		is_edited "trace/step$step.txt" && continue
 		nfig=$((nfig + 1))
-		want=$(grep -m1 '^summary: requests=' "trace/step$step.txt" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$key=//p")
+		tf=trace/step$step.txt
+		[ "$step" = epilogue ] && tf=trace/epilogue.txt
+		want=$(grep -m1 '^summary: requests=' "$tf" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$key=//p")
 		if [ -z "$want" ]; then
-			fail "$tut: trace figure $step $key: trace/step$step.txt has no $key= on its summary line"
+			fail "$tut: trace figure $step $key: $tf has no $key= on its summary line"
 		elif [ "$want" = "$value" ]; then
 			pass
 		else
-			fail "$tut: trace figure $step $key says $value, trace/step$step.txt says $want (make tutorial)"
+			fail "$tut: trace figure $step $key says $value, $tf says $want (make tutorial)"
 		fi
-	done < <(grep -o '<!-- trace [0-9][0-9] [a-z_]* -->[^<]*<!-- /trace -->' "$tut" | sed 's/<!-- trace \([0-9]*\) \([a-z_]*\) -->\([^<]*\)<!-- \/trace -->/\1 \2 \3/')
+	done < <(grep -oE '<!-- trace ([0-9][0-9]|epilogue) [a-z_]* -->[^<]*<!-- /trace -->' "$tut" | sed 's/<!-- trace \([0-9a-z]*\) \([a-z_]*\) -->\([^<]*\)<!-- \/trace -->/\1 \2 \3/')
 
 	# the results table
 	if grep -q '^<!-- results -->$' "$tut" && ! is_edited "$results"; then

@@ -2,7 +2,8 @@
 # check_solutions.sh - run by `make test`: the solutions to TUTORIAL.md's
 # exercises still work on the servers as they are now.
 #
-# For every solutions/stepNN-NAME.patch: copy step NN's directory to a
+# For every solutions/stepNN-NAME.patch (and epilogue-NAME.patch, for the
+# epilogue's directory, epilogue_*): copy step NN's directory to a
 # scratch tree, `git apply --check` the patch there (a patch that no longer
 # applies fails here, with the command to see why), apply it, build, and
 # run that step's contract suite against the patched server:
@@ -61,7 +62,7 @@ fi
 # would not apply; check_repo.sh names the file once and how to restore it.
 edited=$(tests/edited.sh)
 shopt -s nullglob
-patches=(solutions/step[0-9][0-9]-*.patch)
+patches=(solutions/step[0-9][0-9]-*.patch solutions/epilogue-*.patch)
 if [ ${#patches[@]} = 0 ]; then
 	bad "no solutions/stepNN-*.patch at all"
 fi

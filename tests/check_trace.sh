@@ -11,6 +11,8 @@
 #   06  the second request on the kept-alive connection: no new RECV or
 #       ACCEPT submission; the multishot recv delivers it, with F_MORE
 #   07  (/large) a SEND_ZC completion with F_MORE, then its NOTIF
+#   epilogue  no SQ thread; the completions' task work runs in the app,
+#       inside an io_uring_enter that waits (DEFER_TASKRUN); two requests
 #   all a summary line and an SVG
 #
 # Prints one line per check and ends with "trace checks: N passed, N
@@ -85,7 +87,7 @@ checks_for() {	# STEP OUTPUT
 		[ "$(val "$out" requests=1 syscalls)" = 0 ] && [ "$(val "$out" requests=1 cqes)" -gt 0 ]
 		check "step 05 -s 100000: the request costs no syscall (syscalls=$(val "$out" requests=1 syscalls), cqes=$(val "$out" requests=1 cqes))" $?
 		;;
-	06 | 07)
+	06 | 07 | epilogue)
 		[ "$(val "$out" requests=2 syscalls)" != "" ]
 		check "step $s: two requests on one connection" $?
 		;;
@@ -101,6 +103,21 @@ checks_for() {	# STEP OUTPUT
 	07)
 		awk '/SEND_ZC .*completed.*flags=MORE/ && !m { m = NR } /SEND_ZC .*NOTIF/ && m && NR > m { n = 1 } END { exit !n }' "$out"
 		check "step 07: SEND_ZC completes with F_MORE, then its NOTIF" $?
+		;;
+	epilogue)
+		! grep -q '  SQ thread  ' "$out" && [ "$(val "$out" requests=2 sqt_sqes)" = 0 ]
+		check "epilogue: no SQ thread" $?
+		# each request's task work: in the app, before one of its
+		# io_uring_enter calls returns (the call may have begun before
+		# the request did: it was waiting), not between two calls
+		for r in 1 2; do
+			section "$out" $r | awk '
+				/ app  *task work runs/ { pending = 1 }
+				/ app  *syscall io_uring_enter\(/ { pending = 0 }
+				/ app  *syscall io_uring_enter returns/ { if (pending) ok = 1; pending = 0 }
+				END { exit !ok }'
+			check "epilogue: request $r: task work runs in the app, inside its io_uring_enter" $?
+		done
 		;;
 	esac
 }
@@ -134,7 +151,7 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 
-for dir in step[0-9][0-9]_*; do
+for dir in step[0-9][0-9]_* epilogue_*; do
 	n=${dir#step}
 	n=${n%%_*}
 	trace_plan "$n"

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * steps.c - the table of per-step expectations driving test_steps.c.
- * To cover a new step, add its row here; nothing else changes.
+ * To cover a new step, add its row here; nothing else changes. The last
+ * row is not a numbered step: the epilogue, step 07 retuned for few cores.
  */
 #include "steps.h"
 
@@ -64,6 +65,22 @@ const struct step steps[] = {
 		.sq_poll = true,
 		.syscall_budget = 0.01,
 		.budget_args = spin_through_pauses,
+	},
+	{
+		.name = "epilogue_defer_taskrun",
+		.keep_alive = true,
+		.zero_copy = true,
+		.concurrent = true,
+		.idle_cpu = true,
+		/*
+		 * measured: 2.00, all io_uring_enter: one client, one request
+		 * at a time, is no batch. One call waits for the request; the
+		 * next submits the send, which completes at once, and returns
+		 * with its completion instead of waiting on.
+		 */
+		.syscall_budget = 2.5,
+		/* measured: 0.06 to 0.09 (40 connections, under strace) */
+		.load_budget = 0.3,
 	},
 };
 

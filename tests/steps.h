@@ -63,6 +63,15 @@ struct step {
 	 */
 	const char *const *budget_args;
 	/*
+	 * Most syscalls per request allowed under a closed-loop load (many
+	 * kept-alive connections, each sending its next request as soon as
+	 * its answer is in), or 0 for no such check. For a server that
+	 * sleeps in the kernel between batches instead of spinning (the
+	 * epilogue): it also gets the idle CPU check with idle kept-alive
+	 * connections open.
+	 */
+	double load_budget;
+	/*
 	 * Exact response to "GET /" sent with "Connection: close"; NULL means
 	 * the canonical response every step up to step05 sends.
 	 */

@@ -38,6 +38,7 @@
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,10 @@
 #define SYSCALL_REQUESTS_KEEP_ALIVE 1000	/* all on one connection */
 #define FD_LEAK_CONNECTIONS 500
 #define MANY_CLIENTS 50
+#define LOAD_CONNECTIONS 40	/* kept alive, for syscall_budget_under_load */
+#define LOAD_REQUESTS 20000
+#define LOAD_TIMEOUT_MS 40000
+#define IDLE_CONNECTIONS 20
 
 static char repo_root[PATH_MAX];
 
@@ -831,6 +836,155 @@ START_TEST(syscall_budget)
 }
 END_TEST
 
+/*
+ * A closed-loop load: @nconns kept-alive connections, each sending its
+ * next GET / as soon as the answer to its last is in, until @n requests
+ * are answered. Every answer to REQ_ROOT has the same length, that of the
+ * first, so counting bytes tells them apart. Returns the requests answered.
+ */
+static int closed_loop_load(int nconns, int n)
+{
+	struct pollfd pfd[LOAD_CONNECTIONS];
+	size_t pending[LOAD_CONNECTIONS], resp_len;
+	struct http_response r;
+	int i, answered = 0, sent = 0;
+	long long deadline;
+	char buf[65536];
+	ssize_t k;
+
+	ck_assert_int_le(nconns, LOAD_CONNECTIONS);
+	for (i = 0; i < nconns; i++) {
+		pfd[i].fd = connect_or_fail();
+		pfd[i].events = POLLIN;
+		pending[i] = 0;
+	}
+	request_on(pfd[0].fd, REQ_ROOT, &r, "the first request of the load");
+	ck_assert_msg(r.status == 200, "%s: the first request of the load: status %d",
+		      st->name, r.status);
+	resp_len = r.raw_len;
+	http_response_free(&r);
+	for (i = 0; i < nconns; i++) {
+		if (send_all(pfd[i].fd, REQ_ROOT, strlen(REQ_ROOT), IO_TIMEOUT_MS))
+			ck_abort_msg("%s: load: %s", st->name, harness_error());
+		sent++;
+	}
+	deadline = now_ms() + LOAD_TIMEOUT_MS;
+	while (answered < n) {
+		if (poll(pfd, (nfds_t)nconns, IO_TIMEOUT_MS) <= 0 || now_ms() > deadline)
+			ck_abort_msg("%s: load: %d of %d requests answered, then nothing",
+				     st->name, answered, n);
+		for (i = 0; i < nconns; i++) {
+			if (!pfd[i].revents)
+				continue;
+			k = recv(pfd[i].fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (k <= 0)
+				ck_abort_msg("%s: load: connection %d: %s", st->name, i,
+					     k ? strerror(errno) : "closed by the server");
+			pending[i] += (size_t)k;
+			while (pending[i] >= resp_len) {
+				pending[i] -= resp_len;
+				answered++;
+				if (sent < n) {
+					if (send_all(pfd[i].fd, REQ_ROOT, strlen(REQ_ROOT),
+						     IO_TIMEOUT_MS))
+						ck_abort_msg("%s: load: %s", st->name,
+							     harness_error());
+					sent++;
+				}
+			}
+		}
+	}
+	for (i = 0; i < nconns; i++)
+		close(pfd[i].fd);
+	return answered;
+}
+
+/*
+ * Batching is the point of a server that sleeps in the kernel between
+ * batches: under load each wait must bring many completions.
+ */
+START_TEST(syscall_budget_under_load)
+{
+	double per_request, secs;
+	char table[8192], why[256];
+	long calls = 0;
+	long long t0;
+	int ret;
+
+	start_step(_i, NULL);
+	closed_loop_load(LOAD_CONNECTIONS, 500);
+	ret = strace_start(&tracer, srv.pid, why, sizeof(why));
+	if (ret == 1) {
+		printf("SKIP: %s: syscalls under load not measured: %s\n", st->name, why);
+		return;
+	}
+	ck_assert_msg(ret == 0, "%s: strace: %s", st->name, harness_error());
+	t0 = now_ms();
+	closed_loop_load(LOAD_CONNECTIONS, LOAD_REQUESTS);
+	secs = (double)(now_ms() - t0) / 1000;
+	ret = strace_finish(&tracer, &calls, table, sizeof(table));
+	ck_assert_msg(ret == 0, "%s: strace: %s", st->name, harness_error());
+	per_request = (double)calls / LOAD_REQUESTS;
+	printf("%s: %.3f syscalls per request under load (%ld in %d requests on %d connections, %.0f requests/s under strace; budget %g)\n",
+	       st->name, per_request, calls, LOAD_REQUESTS, LOAD_CONNECTIONS,
+	       LOAD_REQUESTS / secs, st->load_budget);
+	if (per_request > st->load_budget || getenv("SHOW_STRACE"))
+		printf("%s: strace -c under load:\n%s", st->name, table);
+	ck_assert_msg(per_request <= st->load_budget,
+		      "%s: %.3f syscalls per request under load, budget %g",
+		      st->name, per_request, st->load_budget);
+}
+END_TEST
+
+/* The CPU @pid uses over @ms, in percent of a core. */
+static double cpu_pct_over(long ms)
+{
+	double cpu0, cpu1;
+	long long t0, t1;
+
+	cpu0 = proc_cpu_seconds(srv.pid);
+	t0 = now_ms();
+	ck_assert_msg(cpu0 >= 0, "%s: %s", st->name, harness_error());
+	sleep_ms(ms);
+	cpu1 = proc_cpu_seconds(srv.pid);
+	t1 = now_ms();
+	ck_assert_msg(cpu1 >= 0, "%s: %s", st->name, harness_error());
+	return (cpu1 - cpu0) * 100000.0 / (double)(t1 - t0);
+}
+
+/*
+ * Idle kept-alive connections are no work: nothing spins for them, and
+ * their sweep sleeps until the first is due (-t, 30 s by default).
+ */
+START_TEST(idle_cpu_with_idle_connections)
+{
+	struct http_response r;
+	int fds[IDLE_CONNECTIONS], i;
+	double pct;
+
+	start_step(_i, NULL);
+	for (i = 0; i < IDLE_CONNECTIONS; i++) {
+		fds[i] = connect_or_fail();
+		request_on(fds[i], REQ_ROOT, &r, "a request before idling");
+		http_response_free(&r);
+	}
+	sleep_ms(500);
+	pct = cpu_pct_over(2000);
+	printf("%s: idle CPU %.1f%% of a core with %d idle kept-alive connections (limit %g%%)\n",
+	       st->name, pct, IDLE_CONNECTIONS, IDLE_CPU_LIMIT_PCT);
+	ck_assert_msg(pct < IDLE_CPU_LIMIT_PCT,
+		      "%s: idle CPU %.1f%% of a core with %d idle connections, limit %g%%",
+		      st->name, pct, IDLE_CONNECTIONS, IDLE_CPU_LIMIT_PCT);
+	for (i = 0; i < IDLE_CONNECTIONS; i++) {
+		request_on(fds[i], REQ_ROOT, &r, "a request after idling");
+		ck_assert_msg(r.status == 200, "%s: after idling: status %d", st->name,
+			      r.status);
+		http_response_free(&r);
+		close(fds[i]);
+	}
+}
+END_TEST
+
 START_TEST(idle_cpu)
 {
 	struct http_response r[10];
@@ -924,6 +1078,10 @@ static Suite *step_suite(int idx)
 	ADD(tc, syscall_budget);
 	if (sp->idle_cpu)
 		ADD(tc, idle_cpu);
+	if (sp->load_budget) {
+		ADD(tc, syscall_budget_under_load);
+		ADD(tc, idle_cpu_with_idle_connections);
+	}
 	return s;
 }
 
