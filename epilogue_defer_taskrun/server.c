@@ -605,6 +605,8 @@ struct conn {
 	int recv_armed;			/* the multishot recv is live */
 	int cancel_queued;		/* its cancel is on the way */
 	int pause_queued;		/* a cancel of the recv alone, see queue_pause() */
+	int checking;			/* the sweep asks the send whether it moves */
+	int checks_queued;		/* its cancels still to complete, see queue_check() */
 	int reading_done;		/* no more requests: EOF, error, last response, idle */
 	int input_done;			/* no more reading: EOF, error, or given up */
 	int shut;			/* lingering: 1 shutdown in flight, 2 done */
@@ -615,6 +617,10 @@ struct conn {
 	size_t drained;			/* bytes read and dropped while lingering */
 	int held_first, held_last;	/* buffers not yet copied to buf, or -1 */
 	unsigned int held_off;		/* bytes of held_first copied already */
+	unsigned int nr_held;		/* buffers it holds: at most hold_share */
+	char *spill;			/* bytes past its share, copied out of the ring */
+	size_t spill_len, spill_off;	/* bytes in spill, and of those moved to buf */
+	int wait_bufs;			/* its recv met an empty ring: see rearm_waiting() */
 	const struct response *resp;	/* being sent, shared and read-only */
 	size_t sent;			/* how much of resp the socket took */
 	char buf[MAX_HEADER_BYTES];	/* requests, copied out of the buffers */
@@ -645,6 +651,8 @@ static struct conn *alloc_conn(int fd)
 	c->recv_armed = 0;
 	c->cancel_queued = 0;
 	c->pause_queued = 0;
+	c->checking = 0;
+	c->checks_queued = 0;
 	c->reading_done = 0;
 	c->input_done = 0;
 	c->shut = 0;
@@ -656,6 +664,11 @@ static struct conn *alloc_conn(int fd)
 	c->held_first = -1;
 	c->held_last = -1;
 	c->held_off = 0;
+	c->nr_held = 0;
+	c->spill = NULL;
+	c->spill_len = 0;
+	c->spill_off = 0;
+	c->wait_bufs = 0;
 	c->resp = NULL;
 	c->sent = 0;
 	nr_conns++;
@@ -682,6 +695,7 @@ enum op {
 	OP_ACCEPT,
 	OP_ACCEPT_BACKOFF,	/* timeout before retrying a failed accept */
 	OP_RECV,
+	OP_CHECK,		/* cancel its send alone: does it move? */
 	OP_SEND,
 	OP_SEND_ZC,		/* its result, then its notification */
 	OP_CLOSE,
@@ -713,14 +727,15 @@ static struct {
 	unsigned long enobufs;		/* ... of which after ENOBUFS */
 	unsigned long pauses;		/* recvs stopped while buf was full */
 	unsigned long cq_overflows;	/* CQ found full, completions parked */
-	unsigned long short_sends;	/* sends that took part of a response */
+	unsigned long short_sends;	/* sends that took less than asked */
+	unsigned long spilled;		/* bytes copied past a fair share, see hold_buffer() */
 } stats;
 
 static void print_stats(void)
 {
-	printf("ring: %lu connections, %lu requests; multishot recv re-armed %lu times (%lu after ENOBUFS), paused %lu times; CQ overflowed %lu times; %lu short sends\n",
+	printf("ring: %lu connections, %lu requests; multishot recv re-armed %lu times (%lu after ENOBUFS), paused %lu times; CQ overflowed %lu times; %lu short sends; %lu bytes spilled\n",
 	       stats.connections, stats.requests, stats.recv_rearms, stats.enobufs,
-	       stats.pauses, stats.cq_overflows, stats.short_sends);
+	       stats.pauses, stats.cq_overflows, stats.short_sends, stats.spilled);
 }
 static __u64 idle_timeout_us;	/* -t */
 
@@ -889,6 +904,33 @@ static void queue_pause(struct io_uring *ring, struct conn *c)
 }
 
 /*
+ * Is a response that has gone past the deadline still moving? One send
+ * carries the rest of the body, and a client that reads it slowly but
+ * steadily can take longer than -t over it: that is not idle. So at the
+ * deadline the sweep cancels the send alone (by its user_data). A send
+ * cancelled part way completes with the bytes it has moved since it was
+ * queued: some mean the client reads, and handle_send() refreshes
+ * last_active and sends the rest; none (-ECANCELED) mean it has not read
+ * for -t, and the connection ends. A fast client never meets a check; a
+ * slow one, one per -t. Until the cancel has completed no new send is
+ * queued, or the cancel could find that one instead.
+ */
+static void queue_check(struct io_uring *ring, struct conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	sqe = get_sqe(ring);
+	io_uring_prep_cancel64(sqe, make_user_data(OP_SEND, c), 0);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_CHECK, c));
+	/* A zero-copy send has a user_data of its own: cancel that one too. */
+	sqe = get_sqe(ring);
+	io_uring_prep_cancel64(sqe, make_user_data(OP_SEND_ZC, c), 0);
+	io_uring_sqe_set_data64(sqe, make_user_data(OP_CHECK, c));
+	c->checking = 1;
+	c->checks_queued = 2;
+}
+
+/*
  * One timeout for all connections, set for the earliest deadline: an idle
  * server with idle connections wakes up only when one is due. Absolute
  * time on CLOCK_MONOTONIC, which now_us() reads too. The kernel copies the
@@ -996,32 +1038,65 @@ static void report_setup_error(const char *what, int err)
  * The provided buffer ring: BUFFER_SIZE-byte buffers that the kernel takes
  * one at a time, only when data arrives, for any connection's recv. A
  * buffer is ours from the completion that names it until we put it back;
- * handle_recv() copies the bytes out and puts it back at once, so slow or
- * idle clients hold none.
+ * handle_recv() copies the bytes out and puts it back at once, unless the
+ * connection's buf is full (see hold_buffer()).
  */
 static struct io_uring_buf_ring *buf_ring;
 static size_t buf_ring_size;
 static char *buf_pool;
 static unsigned int nr_buffers;
+static unsigned int bufs_in_ring;	/* put back and not yet seen taken */
+static unsigned int hold_share;		/* the most one connection holds */
+static unsigned int nr_held;		/* held by all connections together */
+static unsigned int nr_waiting;		/* connections with wait_bufs set */
 
 static void recycle_buffer(unsigned short bid)
 {
 	io_uring_buf_ring_add(buf_ring, buf_pool + (size_t)bid * BUFFER_SIZE,
 			      BUFFER_SIZE, bid, io_uring_buf_ring_mask(nr_buffers), 0);
 	io_uring_buf_ring_advance(buf_ring, 1);
+	bufs_in_ring++;
 }
 
 /*
  * Bytes that do not fit in a connection's buf yet stay in their provided
  * buffers, held in arrival order, until process_requests() makes room.
  * Per buffer: the next one held by the same connection, and its length.
+ *
+ * A pitfall: the ring is shared, and a held buffer comes back only when
+ * its client reads the responses ahead of it. A client that pipelines and
+ * never reads would keep every buffer its recv takes, and the pause we
+ * queue does not stop the kernel at once: a multishot recv takes what the
+ * socket has, dozens of buffers in one go, before we see the first. A few
+ * such clients would empty the ring, and then every other recv ends with
+ * ENOBUFS. So each connection holds at most hold_share buffers (1/16 of
+ * the ring, at least 1: holding more would not serve it sooner, it only
+ * saves copies) and all of them together at most half the ring, so the
+ * other half stays for clients being served. Bytes past that are copied
+ * into a spill of the connection's own and their buffer goes back at once.
+ * The spill holds only what arrived before the pause landed: the recv is
+ * armed again only once spill and held buffers are empty.
+ * Returns 1 if the buffer is held, 0 if it may go back, -1 out of memory.
  */
 static int held_next[MAX_BUFFERS];
 static unsigned int held_len[MAX_BUFFERS];
 
-static void hold_buffer(struct conn *c, unsigned short bid, unsigned int len,
-			unsigned int taken)
+static int hold_buffer(struct conn *c, unsigned short bid, unsigned int len,
+		       unsigned int taken)
 {
+	char *spill;
+
+	if (c->spill_len || c->nr_held >= hold_share || nr_held >= nr_buffers / 2) {
+		spill = realloc(c->spill, c->spill_len + len - taken);
+		if (!spill)
+			return -1;
+		memcpy(spill + c->spill_len,
+		       buf_pool + (size_t)bid * BUFFER_SIZE + taken, len - taken);
+		c->spill = spill;
+		c->spill_len += len - taken;
+		stats.spilled += len - taken;
+		return 0;
+	}
 	held_next[bid] = -1;
 	held_len[bid] = len;
 	if (c->held_last < 0) {
@@ -1031,9 +1106,26 @@ static void hold_buffer(struct conn *c, unsigned short bid, unsigned int len,
 		held_next[c->held_last] = bid;
 	}
 	c->held_last = bid;
+	c->nr_held++;
+	nr_held++;
+	return 1;
 }
 
-/* Move held bytes into buf while they fit; give back emptied buffers. */
+/* Bytes received that do not fit in buf yet, held or spilled. */
+static int holds_bytes(const struct conn *c)
+{
+	return c->held_first >= 0 || c->spill_len;
+}
+
+static void free_spill(struct conn *c)
+{
+	free(c->spill);
+	c->spill = NULL;
+	c->spill_len = 0;
+	c->spill_off = 0;
+}
+
+/* Move held bytes, then spilled ones, into buf while they fit; give back emptied buffers. */
 static void take_held(struct conn *c)
 {
 	size_t n;
@@ -1053,7 +1145,19 @@ static void take_held(struct conn *c)
 		if (c->held_first < 0)
 			c->held_last = -1;
 		recycle_buffer(bid);
+		c->nr_held--;
+		nr_held--;
 	}
+	if (c->held_first >= 0 || !c->spill_len)
+		return;
+	n = c->spill_len - c->spill_off;
+	if (n > sizeof(c->buf) - c->len)
+		n = sizeof(c->buf) - c->len;
+	memcpy(c->buf + c->len, c->spill + c->spill_off, n);
+	c->len += n;
+	c->spill_off += n;
+	if (c->spill_off == c->spill_len)
+		free_spill(c);
 }
 
 /* No more requests will be read: drop what is held. */
@@ -1064,9 +1168,12 @@ static void drop_held(struct conn *c)
 	while ((bid = c->held_first) >= 0) {
 		c->held_first = held_next[bid];
 		recycle_buffer(bid);
+		c->nr_held--;
+		nr_held--;
 	}
 	c->held_last = -1;
 	c->held_off = 0;
+	free_spill(c);
 }
 
 /*
@@ -1080,6 +1187,7 @@ static int setup_buffers(struct io_uring *ring, unsigned int count)
 	int ret;
 
 	nr_buffers = count;
+	hold_share = count / 16 ? count / 16 : 1;
 	buf_ring_size = count * sizeof(struct io_uring_buf);
 	buf_ring = mmap(NULL, buf_ring_size, PROT_READ | PROT_WRITE,
 			MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
@@ -1141,8 +1249,10 @@ static int wait_trial(struct io_uring *ring, int *res, unsigned int *flags)
 	}
 	*res = cqe->res;
 	*flags = cqe->flags;
-	if (cqe->flags & IORING_CQE_F_BUFFER)
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		bufs_in_ring--;
 		recycle_buffer(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	}
 	io_uring_cqe_seen(ring, cqe);
 	return 0;
 }
@@ -1337,14 +1447,45 @@ static __u64 conn_deadline(const struct conn *c)
 /*
  * A multishot recv ends without F_MORE when the buffer ring ran dry
  * (ENOBUFS), when the CQ overflowed, or when we paused it: arm it again,
- * unless reading is over or held bytes still wait for room in buf.
+ * unless reading is over, held bytes still wait for room in buf, or the
+ * ring is dry (rearm_waiting() does it then).
  */
 static void rearm_recv(struct io_uring *ring, struct conn *c)
 {
-	if (c->recv_armed || c->input_done || c->held_first >= 0)
+	if (c->recv_armed || c->input_done || c->wait_bufs || holds_bytes(c))
 		return;
 	queue_recv(ring, c);
 	stats.recv_rearms++;
+}
+
+/*
+ * A recv that met an empty ring (ENOBUFS) and was armed again at once
+ * would meet it again at once, and again: a busy loop, since the buffers
+ * come back only as other connections are served. So the connection
+ * waits (wait_bufs) and, after each batch of completions, as many waiting
+ * connections as there are buffers back in the ring are armed again,
+ * taking turns from where the last round stopped. The bytes wait in the
+ * socket meanwhile.
+ */
+static void rearm_waiting(struct io_uring *ring)
+{
+	static unsigned int next;
+	unsigned int i, budget = bufs_in_ring;
+	struct conn *c;
+
+	for (i = 0; i < MAX_CONNS && nr_waiting && budget; i++) {
+		c = &conns[next];
+		next = (next + 1) % MAX_CONNS;
+		if (c->fd < 0 || !c->wait_bufs)
+			continue;
+		c->wait_bufs = 0;
+		nr_waiting--;
+		budget--;
+		if (c->recv_armed || c->input_done || holds_bytes(c))
+			continue;
+		rearm_recv(ring, c);
+		stats.enobufs++;
+	}
 }
 
 static void handle_accept(struct io_uring *ring, int listen_fd,
@@ -1432,7 +1573,7 @@ static void process_requests(struct io_uring *ring, struct conn *c)
 	enum parse_status status;
 	struct request req;
 
-	if (c->resp || c->closing)
+	if (c->resp || c->closing || c->checks_queued)
 		return;
 	take_held(c);
 	rearm_recv(ring, c);
@@ -1471,7 +1612,7 @@ static void process_requests(struct io_uring *ring, struct conn *c)
 static void close_when_done(struct io_uring *ring, struct conn *c)
 {
 	if (!c->reading_done || c->resp || c->closing || c->pause_queued ||
-	    c->shut == 1 || c->zc_notifs)
+	    c->shut == 1 || c->checks_queued || c->zc_notifs)
 		return;
 	/*
 	 * A lingering close (see step01): the client may still be sending,
@@ -1507,6 +1648,8 @@ static void handle_recv(struct io_uring *ring, struct conn *c,
 	/* Without F_MORE the multishot recv has ended. */
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		c->recv_armed = 0;
+	if (cqe->flags & IORING_CQE_F_BUFFER)
+		bufs_in_ring--;
 	if (res > 0 && !c->reading_done) {
 		c->last_active = now_us();
 		/*
@@ -1514,7 +1657,7 @@ static void handle_recv(struct io_uring *ring, struct conn *c,
 		 * a response is on its way; the rest stays in its buffer, and we
 		 * stop reading until there is room again.
 		 */
-		if (c->held_first < 0) {
+		if (!holds_bytes(c)) {
 			n = sizeof(c->buf) - c->len;
 			if ((size_t)res < n)
 				n = res;
@@ -1522,9 +1665,8 @@ static void handle_recv(struct io_uring *ring, struct conn *c,
 			c->len += n;
 		}
 		if (n < (size_t)res) {
-			hold_buffer(c, bid, res, n);
+			held = hold_buffer(c, bid, res, n);
 			queue_pause(ring, c);
-			held = 1;
 		}
 	} else if (res > 0) {
 		/* Lingering: drop it, up to a limit. */
@@ -1536,15 +1678,18 @@ static void handle_recv(struct io_uring *ring, struct conn *c,
 	 * IORING_CQE_F_BUFFER, not res, says the kernel used a buffer: it is
 	 * ours until we put it back, and the bytes are copied now.
 	 */
-	if ((cqe->flags & IORING_CQE_F_BUFFER) && !held)
+	if ((cqe->flags & IORING_CQE_F_BUFFER) && held <= 0)
 		recycle_buffer(bid);
+	if (held < 0) {
+		fprintf(stderr, "out of memory for pipelined bytes\n");
+		res = -ENOMEM;
+	}
 	if (res == -ENOBUFS) {
-		stats.enobufs++;
-		/*
-		 * The ring ran dry; the bytes are still in the socket. The
-		 * recv re-armed below reaches the kernel after this batch of
-		 * completions, which has put its buffers back.
-		 */
+		/* The ring ran dry; the bytes are still in the socket. */
+		if (!c->wait_bufs) {
+			c->wait_bufs = 1;
+			nr_waiting++;
+		}
 	} else if (res == -ECANCELED && !c->cancel_queued) {
 		/* queue_pause() stopped it: reading goes on later. */
 	} else if (res <= 0) {
@@ -1565,11 +1710,16 @@ static void handle_recv(struct io_uring *ring, struct conn *c,
 
 static void handle_send(struct io_uring *ring, struct conn *c, int res)
 {
+	int checked = c->checking;
+
 	/*
 	 * A cancelled send that had sent some bytes completes with their
 	 * count, not -ECANCELED: after the sweep's cancel, any result ends
 	 * the response, or we would send the rest to a client that stalls.
+	 * After its check (queue_check()), bytes are progress, and none
+	 * (-ECANCELED) end the response as idle.
 	 */
+	c->checking = 0;
 	if (res < 0 || c->cancel_queued) {
 		if (res < 0 && res != -ECANCELED)
 			report_conn_error("send", -res);
@@ -1582,13 +1732,38 @@ static void handle_send(struct io_uring *ring, struct conn *c, int res)
 		/* MSG_WAITALL makes short sends rare (an error part way, say). */
 		c->sent += res;
 		if (c->sent < c->resp->len) {
-			stats.short_sends++;
-			queue_send(ring, c);
+			if (checked) {
+				/* It moves: not idle. */
+				c->last_active = now_us();
+				arm_sweep(ring, conn_deadline(c));
+			} else {
+				stats.short_sends++;
+			}
+			if (!c->checks_queued)
+				queue_send(ring, c);
 			return;
 		}
 		c->resp = NULL;
 		c->last_active = now_us();
 	}
+	process_requests(ring, c);
+	close_when_done(ring, c);
+}
+
+/*
+ * The check's cancel has completed: the send it aimed at has its result
+ * or will have it. From now on a new send cannot be taken for it.
+ */
+static void handle_check(struct io_uring *ring, struct conn *c, int res)
+{
+	/* -ENOENT: the send had completed already; -EALREADY: it is ending. */
+	if (res < 0 && res != -ENOENT && res != -EALREADY)
+		fprintf(stderr, "cancel: %s\n", strerror(-res));
+	c->checks_queued--;
+	if (c->checks_queued)
+		return;
+	if (c->resp && !c->checking && c->sent < c->resp->len)
+		queue_send(ring, c);
 	process_requests(ring, c);
 	close_when_done(ring, c);
 }
@@ -1650,6 +1825,11 @@ static void handle_close(struct io_uring *ring, int listen_fd, struct conn *c,
 	/* Even a failed close releases the descriptor. */
 	if (res < 0)
 		report_conn_error("close", -res);
+	drop_held(c);
+	if (c->wait_bufs) {
+		c->wait_bufs = 0;
+		nr_waiting--;
+	}
 	free_conn(c);
 	if (!accept_armed)
 		queue_accept(ring, listen_fd);
@@ -1659,8 +1839,8 @@ static void handle_close(struct io_uring *ring, int listen_fd, struct conn *c,
  * The idle timeout. One timeout request, armed for the earliest deadline
  * (arm_sweep()), closes connections that have been idle for -t seconds
  * (keep-alive clients that send nothing, clients that send their head
- * slowly, clients that do not read a response: their send is cancelled
- * too) or that linger past LINGER_MS. A deadline only moves later, with
+ * slowly, clients that stop reading a response: see queue_check()) or
+ * that linger past LINGER_MS. A deadline only moves later, with
  * activity, so a sweep that finds nobody due just re-arms for the next
  * one. Cheaper than a linked timeout on every recv, and an idle server
  * with idle connections sleeps until the first is due: each wake-up
@@ -1683,12 +1863,16 @@ static void sweep_idle_conns(struct io_uring *ring)
 				next = due;
 			continue;
 		}
+		/* A response on its way: idle only if it has stopped moving. */
+		if (c->resp) {
+			if (!c->checking)
+				queue_check(ring, c);
+			continue;
+		}
 		c->reading_done = 1;
 		c->input_done = 1;
 		c->len = 0;
 		drop_held(c);
-		if (c->resp)
-			queue_cancel(ring, c);
 		close_when_done(ring, c);
 	}
 	if (next)
@@ -1728,6 +1912,9 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 		/* -ENOENT: the requests had already ended; nothing to do. */
 		if (cqe->res < 0 && cqe->res != -ENOENT && cqe->res != -EALREADY)
 			fprintf(stderr, "cancel: %s\n", strerror(-cqe->res));
+		break;
+	case OP_CHECK:
+		handle_check(ring, c, cqe->res);
 		break;
 	case OP_PAUSE:
 		if (cqe->res < 0 && cqe->res != -ENOENT && cqe->res != -EALREADY)
@@ -1792,6 +1979,8 @@ static int event_loop(struct io_uring *ring, int listen_fd)
 			count++;
 		}
 		io_uring_cq_advance(ring, count);
+		if (nr_waiting)
+			rearm_waiting(ring);
 		if (io_uring_cq_has_overflow(ring))
 			stats.cq_overflows++;
 	}
