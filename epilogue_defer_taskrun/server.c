@@ -21,7 +21,7 @@
  *	make -C epilogue_defer_taskrun
  *	./epilogue_defer_taskrun/server -p 8000
  *	wrk -t1 -c50 -d5s http://127.0.0.1:8000/
- *	strace -c -f -p $(pidof server)		(during the load, then ^C strace)
+ *	strace -c -f -p $(pgrep -nx server)	(during the load, then ^C strace)
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -16,7 +16,7 @@
  *	make -C step01_blocking
  *	./step01_blocking/server -p 8000
  *	curl -v http://127.0.0.1:8000/
- *	strace -c -f -p $(pidof server)		(make requests, then ^C strace)
+ *	strace -c -f -p $(pgrep -nx server)	(make requests, then ^C strace)
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -25,7 +25,7 @@
  *	make -C step03_linked_close
  *	./step03_linked_close/server -p 8000
  *	ab -n 2000 -c 50 http://127.0.0.1:8000/
- *	strace -c -f -p $(pidof server)		(make requests, then ^C strace)
+ *	strace -c -f -p $(pgrep -nx server)	(make requests, then ^C strace)
  */
 #define _GNU_SOURCE
 #include <errno.h>

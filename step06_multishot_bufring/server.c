@@ -19,7 +19,7 @@
  *	make -C step06_multishot_bufring
  *	./step06_multishot_bufring/server -p 8000
  *	ab -k -n 20000 -c 20 http://127.0.0.1:8000/
- *	strace -c -f -p $(pidof server)		(make requests, then ^C strace)
+ *	strace -c -f -p $(pgrep -nx server)	(make requests, then ^C strace)
  */
 #define _GNU_SOURCE
 #include <errno.h>

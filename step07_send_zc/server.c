@@ -21,7 +21,7 @@
  *	make -C step07_send_zc
  *	./step07_send_zc/server -p 8000 -l 2097152
  *	ab -k -n 200 -c 4 http://127.0.0.1:8000/large
- *	strace -c -f -p $(pidof server)		(make requests, then ^C strace)
+ *	strace -c -f -p $(pgrep -nx server)	(make requests, then ^C strace)
  */
 #define _GNU_SOURCE
 #include <errno.h>
