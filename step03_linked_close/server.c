@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -576,6 +577,7 @@ struct conn {
 	size_t sent;			/* how much of resp the socket took */
 	int linger;			/* close lingering, see may_send_more() */
 	size_t drained;			/* bytes read and dropped while lingering */
+	struct __kernel_timespec linger_end; /* lingering: when it ends, see queue_drain() */
 	char buf[MAX_HEADER_BYTES];
 };
 
@@ -748,18 +750,33 @@ static void queue_shutdown(struct io_uring *ring, struct conn *c)
 }
 
 /*
+ * The lingering close ends LINGER_MS after the shutdown, however the
+ * client spreads what it sends: every drain's linked timeout fires at this
+ * one absolute time, not LINGER_MS after its own recv began (a client that
+ * sends a byte a second would otherwise hold the slot for ever).
+ */
+static void start_linger_clock(struct conn *c)
+{
+	struct timespec now;
+
+	/* CLOCK_MONOTONIC: the clock a timeout uses unless told otherwise. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	c->linger_end.tv_sec = now.tv_sec + LINGER_MS / 1000;
+	c->linger_end.tv_nsec = now.tv_nsec + LINGER_MS % 1000 * 1000000LL;
+	if (c->linger_end.tv_nsec >= 1000000000) {
+		c->linger_end.tv_sec++;
+		c->linger_end.tv_nsec -= 1000000000;
+	}
+}
+
+/*
  * A drain: a recv whose bytes we drop (into buf: the request it held has
  * been answered), with a timeout linked behind it. If neither a byte nor
- * the client's EOF comes within LINGER_MS, the timeout cancels the recv,
+ * the client's EOF comes by linger_end, the timeout cancels the recv,
  * which then completes with -ECANCELED, and we close.
  */
 static void queue_drain(struct io_uring *ring, struct conn *c)
 {
-	/* The kernel copies it when it takes the request: a static is plenty. */
-	static struct __kernel_timespec linger = {
-		.tv_sec = LINGER_MS / 1000,
-		.tv_nsec = LINGER_MS % 1000 * 1000000LL,
-	};
 	struct io_uring_sqe *sqe;
 
 	/* A linked timeout must reach the kernel with its recv: room for both. */
@@ -769,7 +786,14 @@ static void queue_drain(struct io_uring *ring, struct conn *c)
 	io_uring_sqe_set_data64(sqe, make_user_data(OP_DRAIN, c));
 	sqe->flags |= IOSQE_IO_LINK;
 	sqe = io_uring_get_sqe(ring);
-	io_uring_prep_link_timeout(sqe, &linger, 0);
+	/*
+	 * The kernel copies the timespec when it prepares the timeout, as it
+	 * takes the SQE: in io_uring_submit(), or later in the SQ thread
+	 * (step04 on). Until then it must stay put: it lives in the slot, which
+	 * is not reused before this drain completes, and nothing writes it
+	 * between the shutdown and the close.
+	 */
+	io_uring_prep_link_timeout(sqe, &c->linger_end, IORING_TIMEOUT_ABS);
 	io_uring_sqe_set_data64(sqe, make_user_data(OP_DRAIN_TIMEOUT, c));
 }
 
@@ -974,6 +998,7 @@ static void handle_shutdown(struct io_uring *ring, struct conn *c, int res)
 		queue_close(ring, c);
 		return;
 	}
+	start_linger_clock(c);
 	queue_drain(ring, c);
 }
 
