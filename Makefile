@@ -41,6 +41,7 @@ test: deps-core
 	tests/check_repo.sh
 	tests/check_trace.sh
 	tests/check_doctor.sh
+	tests/doctor_trials
 	tests/check_solutions.sh
 	tests/run_tests
 
