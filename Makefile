@@ -52,7 +52,7 @@ deps-core:
 # exercise fails the drift checks once, and its suites still say whether the
 # edit works); make test fails at the end, naming the checks that failed.
 TEST_CHECKS := tests/check_repo.sh tests/check_trace.sh tests/check_doctor.sh \
-	tests/check_solutions.sh tests/check_walkthrough.sh tests/run_tests
+	tests/doctor_trials tests/check_solutions.sh tests/check_walkthrough.sh tests/run_tests
 test: deps-core
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory -C tests

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -233,6 +234,47 @@ static void apply_header(struct request *req, const unsigned char *name,
 	}
 }
 
+/*
+ * Where the path of a request target t[0..len) starts, and how long it is,
+ * or -1 if the target is malformed. The route is the path alone: a query
+ * ("/?x=1") does not change it. Origin form "/path?query": the path ends
+ * at the query. Absolute form "scheme://authority/path?query", which a
+ * server MUST accept (RFC 9112 section 3.2.2; Python's http.client sends it
+ * when given a full URL): the path follows the authority, and an empty one
+ * means "/" (RFC 9110 section 4.2.3). We serve whatever host the client
+ * named, as we ignore Host. Asterisk form "*": a path that matches nothing.
+ * Looks at t[0..len) only; len is at least 1.
+ */
+static int target_path(const unsigned char *t, size_t len, size_t *path,
+		       size_t *path_len)
+{
+	size_t i = 0, authority;
+
+	if (t[0] != '/' && !(len == 1 && t[0] == '*')) {
+		/* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+		if (!((t[0] | 0x20) >= 'a' && (t[0] | 0x20) <= 'z'))
+			return -1;
+		for (i = 1; i < len; i++) {
+			if (!((t[i] | 0x20) >= 'a' && (t[i] | 0x20) <= 'z') &&
+			    !(t[i] >= '0' && t[i] <= '9') && !strchr("+-.", t[i]))
+				break;
+		}
+		if (len - i < 3 || memcmp(t + i, "://", 3) != 0)
+			return -1;
+		/* A host is required; userinfo ("user@host") is an error (RFC 9110 section 4.2.4). */
+		for (i += 3, authority = i; i < len && t[i] != '/' && t[i] != '?'; i++)
+			if (t[i] == '@')
+				return -1;
+		if (i == authority)
+			return -1;
+	}
+	*path = i;
+	while (i < len && t[i] != '?')
+		i++;
+	*path_len = i - *path;
+	return 0;
+}
+
 static enum parse_status parse_request(const char *buf, size_t len,
 				       struct request *req)
 {
@@ -240,7 +282,7 @@ static enum parse_status parse_request(const char *buf, size_t len,
 	size_t end = len < MAX_HEADER_BYTES ? len : MAX_HEADER_BYTES;
 	enum parse_status more = len >= MAX_HEADER_BYTES ? PARSE_TOO_LARGE :
 							   PARSE_INCOMPLETE;
-	size_t i = 0, start, path_end, name_len, val;
+	size_t i = 0, start, path, path_len, name_len, val;
 	const char *version = "HTTP/1.";
 
 	memset(req, 0, sizeof(*req));
@@ -261,12 +303,12 @@ static enum parse_status parse_request(const char *buf, size_t len,
 		return more;
 	if (i == start || p[i] != ' ')
 		return PARSE_BAD;
-	/* The route is the path alone: a query ("/?x=1") does not change it. */
-	for (path_end = start; path_end < i && p[path_end] != '?'; path_end++)
-		;
-	if (path_end - start == 1 && p[start] == '/')
+	if (target_path(p + start, i - start, &path, &path_len))
+		return PARSE_BAD;
+	path += start;
+	if (path_len == 0 || (path_len == 1 && p[path] == '/'))
 		req->route = RESP_ROOT;
-	else if (path_end - start == 6 && memcmp(p + start, "/large", 6) == 0)
+	else if (path_len == 6 && memcmp(p + path, "/large", 6) == 0)
 		req->route = RESP_LARGE;
 	else
 		req->route = RESP_NOT_FOUND;
@@ -532,6 +574,7 @@ struct conn {
 	size_t sent;			/* how much of resp the socket took */
 	int linger;			/* close lingering, see may_send_more() */
 	size_t drained;			/* bytes read and dropped while lingering */
+	struct __kernel_timespec linger_end; /* lingering: when it ends, see queue_drain() */
 	char buf[MAX_HEADER_BYTES];
 };
 
@@ -702,18 +745,33 @@ static void queue_shutdown(struct io_uring *ring, struct conn *c)
 }
 
 /*
+ * The lingering close ends LINGER_MS after the shutdown, however the
+ * client spreads what it sends: every drain's linked timeout fires at this
+ * one absolute time, not LINGER_MS after its own recv began (a client that
+ * sends a byte a second would otherwise hold the slot for ever).
+ */
+static void start_linger_clock(struct conn *c)
+{
+	struct timespec now;
+
+	/* CLOCK_MONOTONIC: the clock a timeout uses unless told otherwise. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	c->linger_end.tv_sec = now.tv_sec + LINGER_MS / 1000;
+	c->linger_end.tv_nsec = now.tv_nsec + LINGER_MS % 1000 * 1000000LL;
+	if (c->linger_end.tv_nsec >= 1000000000) {
+		c->linger_end.tv_sec++;
+		c->linger_end.tv_nsec -= 1000000000;
+	}
+}
+
+/*
  * A drain: a recv whose bytes we drop (into buf: the request it held has
  * been answered), with a timeout linked behind it. If neither a byte nor
- * the client's EOF comes within LINGER_MS, the timeout cancels the recv,
+ * the client's EOF comes by linger_end, the timeout cancels the recv,
  * which then completes with -ECANCELED, and we close.
  */
 static void queue_drain(struct io_uring *ring, struct conn *c)
 {
-	/* The kernel copies it when it takes the request: a static is plenty. */
-	static struct __kernel_timespec linger = {
-		.tv_sec = LINGER_MS / 1000,
-		.tv_nsec = LINGER_MS % 1000 * 1000000LL,
-	};
 	struct io_uring_sqe *sqe;
 
 	/* A linked timeout must reach the kernel with its recv: room for both. */
@@ -723,7 +781,14 @@ static void queue_drain(struct io_uring *ring, struct conn *c)
 	io_uring_sqe_set_data64(sqe, make_user_data(OP_DRAIN, c));
 	sqe->flags |= IOSQE_IO_LINK;
 	sqe = io_uring_get_sqe(ring);
-	io_uring_prep_link_timeout(sqe, &linger, 0);
+	/*
+	 * The kernel copies the timespec when it prepares the timeout, as it
+	 * takes the SQE: in io_uring_submit(), or later in the SQ thread
+	 * (step04 on). Until then it must stay put: it lives in the slot, which
+	 * is not reused before this drain completes, and nothing writes it
+	 * between the shutdown and the close.
+	 */
+	io_uring_prep_link_timeout(sqe, &c->linger_end, IORING_TIMEOUT_ABS);
 	io_uring_sqe_set_data64(sqe, make_user_data(OP_DRAIN_TIMEOUT, c));
 }
 
@@ -914,6 +979,7 @@ static void handle_shutdown(struct io_uring *ring, struct conn *c, int res)
 		queue_close(ring, c);
 		return;
 	}
+	start_linger_clock(c);
 	queue_drain(ring, c);
 }
 

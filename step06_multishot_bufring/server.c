@@ -275,6 +275,47 @@ static void apply_header(struct request *req, const unsigned char *name,
 	}
 }
 
+/*
+ * Where the path of a request target t[0..len) starts, and how long it is,
+ * or -1 if the target is malformed. The route is the path alone: a query
+ * ("/?x=1") does not change it. Origin form "/path?query": the path ends
+ * at the query. Absolute form "scheme://authority/path?query", which a
+ * server MUST accept (RFC 9112 section 3.2.2; Python's http.client sends it
+ * when given a full URL): the path follows the authority, and an empty one
+ * means "/" (RFC 9110 section 4.2.3). We serve whatever host the client
+ * named, as we ignore Host. Asterisk form "*": a path that matches nothing.
+ * Looks at t[0..len) only; len is at least 1.
+ */
+static int target_path(const unsigned char *t, size_t len, size_t *path,
+		       size_t *path_len)
+{
+	size_t i = 0, authority;
+
+	if (t[0] != '/' && !(len == 1 && t[0] == '*')) {
+		/* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+		if (!((t[0] | 0x20) >= 'a' && (t[0] | 0x20) <= 'z'))
+			return -1;
+		for (i = 1; i < len; i++) {
+			if (!((t[i] | 0x20) >= 'a' && (t[i] | 0x20) <= 'z') &&
+			    !(t[i] >= '0' && t[i] <= '9') && !strchr("+-.", t[i]))
+				break;
+		}
+		if (len - i < 3 || memcmp(t + i, "://", 3) != 0)
+			return -1;
+		/* A host is required; userinfo ("user@host") is an error (RFC 9110 section 4.2.4). */
+		for (i += 3, authority = i; i < len && t[i] != '/' && t[i] != '?'; i++)
+			if (t[i] == '@')
+				return -1;
+		if (i == authority)
+			return -1;
+	}
+	*path = i;
+	while (i < len && t[i] != '?')
+		i++;
+	*path_len = i - *path;
+	return 0;
+}
+
 static enum parse_status parse_request(const char *buf, size_t len,
 				       struct request *req)
 {
@@ -282,7 +323,7 @@ static enum parse_status parse_request(const char *buf, size_t len,
 	size_t end = len < MAX_HEADER_BYTES ? len : MAX_HEADER_BYTES;
 	enum parse_status more = len >= MAX_HEADER_BYTES ? PARSE_TOO_LARGE :
 							   PARSE_INCOMPLETE;
-	size_t i = 0, start, path_end, name_len, val;
+	size_t i = 0, start, path, path_len, name_len, val;
 	const char *version = "HTTP/1.";
 
 	memset(req, 0, sizeof(*req));
@@ -303,12 +344,12 @@ static enum parse_status parse_request(const char *buf, size_t len,
 		return more;
 	if (i == start || p[i] != ' ')
 		return PARSE_BAD;
-	/* The route is the path alone: a query ("/?x=1") does not change it. */
-	for (path_end = start; path_end < i && p[path_end] != '?'; path_end++)
-		;
-	if (path_end - start == 1 && p[start] == '/')
+	if (target_path(p + start, i - start, &path, &path_len))
+		return PARSE_BAD;
+	path += start;
+	if (path_len == 0 || (path_len == 1 && p[path] == '/'))
 		req->route = RESP_ROOT;
-	else if (path_end - start == 6 && memcmp(p + start, "/large", 6) == 0)
+	else if (path_len == 6 && memcmp(p + path, "/large", 6) == 0)
 		req->route = RESP_LARGE;
 	else
 		req->route = RESP_NOT_FOUND;

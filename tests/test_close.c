@@ -61,6 +61,14 @@
 #define LINGER_MAX_MS 5000
 /* ... measured by polling /proc: this much slack for the polling. */
 #define LINGER_SLACK_MS 250
+/*
+ * A client that trickles a byte every TRICKLE_GAP_MS after the response is
+ * let go within TRICKLE_LET_GO_MS of it (LINGER_MS, 2 s, and slack); we
+ * trickle for TRICKLE_FOR_MS at most.
+ */
+#define TRICKLE_GAP_MS 200
+#define TRICKLE_LET_GO_MS 3000
+#define TRICKLE_FOR_MS 4500
 /* Meanwhile another client is answered within this (concurrent steps). */
 #define OTHERS_SERVED_MS 1000
 /* A response that says "Connection: close" is followed by the close. */
@@ -646,6 +654,53 @@ START_TEST(linger_timeout_bounded)
 }
 END_TEST
 
+/*
+ * The bound is on the whole lingering close, not on each read: a client
+ * that keeps sending a byte now and then, each well within LINGER_MS of
+ * the last, is still let go LINGER_MS after the response.
+ */
+START_TEST(linger_trickle_bounded)
+{
+	static const char req[] = "POST / HTTP/1.1\r\n" HOST_HDR "Content-Length: 100000\r\n\r\n";
+	const char *what = "POST / announcing a 100000-byte body, the 405 and FIN read, then a byte every 200 ms";
+	struct http_response r = { 0 };
+	long long answered, next;
+	long took = -1;
+	int base, fd, ret, sent = 0;
+
+	start_step(_i, NULL);
+	base = held_baseline();
+	fd = connect_or_fail();
+	send_or_fail(fd, req, strlen(req), what);
+	ret = http_read(fd, READ_TO_EOF, IO_TIMEOUT_MS, &r);
+	ck_assert_msg(ret == 0, "%s: %s: %s", st->name, what, harness_error());
+	answered = now_ms();
+	assert_status(&r, 405, what);
+	http_response_free(&r);
+	next = answered;
+	while (now_ms() - answered < TRICKLE_FOR_MS) {
+		if (held() <= base) {
+			took = (long)(now_ms() - answered);
+			break;
+		}
+		/* Once the server has closed, a byte may earn a RST: that is fine. */
+		if (now_ms() >= next) {
+			if (send(fd, "b", 1, MSG_NOSIGNAL) == 1)
+				sent++;
+			next += TRICKLE_GAP_MS;
+		}
+		sleep_ms(10);
+	}
+	printf("%s: lingering close of %s: %s %ld ms after the response, %d bytes trickled\n",
+	       st->name, what, took >= 0 ? "ended" : "still going",
+	       took >= 0 ? took : (long)(now_ms() - answered), sent);
+	ck_assert_msg(took >= 0 && took <= TRICKLE_LET_GO_MS,
+		      "%s: %s: the server let go after %ld ms (-1: not within %d ms), want <= %d ms: LINGER_MS bounds the whole linger",
+		      st->name, what, took, TRICKLE_FOR_MS, TRICKLE_LET_GO_MS);
+	close(fd);
+}
+END_TEST
+
 /* ---- tcase http ------------------------------------------------------- */
 
 /*
@@ -998,6 +1053,7 @@ Suite *close_suite(int idx, const char *root)
 	ADD(tc, half_close_ends_linger);
 	if (runs_linger_timeout(sp->name))
 		ADD(tc, linger_timeout_bounded);
+	ADD(tc, linger_trickle_bounded);
 
 	tc = new_tcase(s, "http", 30);
 	ADD(tc, head_root);

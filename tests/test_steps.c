@@ -311,6 +311,56 @@ START_TEST(not_found_404)
 }
 END_TEST
 
+/*
+ * The absolute form, "GET http://host/path HTTP/1.1" (RFC 9112 section
+ * 3.2.2: a server MUST accept it), routes on the path after the authority.
+ */
+START_TEST(absolute_form_routes)
+{
+	static const char *const roots[] = { "http://127.0.0.1:8000/?a=1", "http://127.0.0.1/",
+					     "HTTP://localhost", "https://example.com?x=/large" };
+	struct http_response r = { 0 };
+	char req[160], what[96];
+	size_t i;
+
+	start_step(_i, NULL);
+	for (i = 0; i < ARRAY_SIZE(roots); i++) {
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\n" HOST_HDR "\r\n", roots[i]);
+		snprintf(what, sizeof(what), "GET %s", roots[i]);
+		exchange(req, strlen(req), step_mode(), &r);
+		assert_ok_body(&r, NICE_DAY, what);
+		http_response_free(&r);
+	}
+	snprintf(req, sizeof(req), "GET http://127.0.0.1:%u/large HTTP/1.1\r\n" HOST_HDR "\r\n",
+		 (unsigned int)srv.port);
+	exchange(req, strlen(req), step_mode(), &r);
+	assert_large(&r, DEFAULT_LARGE, "GET http://127.0.0.1:PORT/large");
+	http_response_free(&r);
+	expect_errors("GET %s HTTP/1.1\r\n" HOST_HDR "\r\n",
+		      (const char *const[]){ "http://127.0.0.1/nope" }, 1, "HTTP/1.1 404 Not Found");
+}
+END_TEST
+
+START_TEST(absolute_form_malformed_400)
+{
+	/* Neither "/path" nor "scheme://authority[/path]" (nor "*"). */
+	static const char *const targets[] = {
+		"http:/127.0.0.1/",	/* one slash */
+		"http://",		/* no authority */
+		"http:///",		/* empty authority */
+		"http://user@127.0.0.1/", /* userinfo */
+		"1http://127.0.0.1/",	/* a scheme starts with a letter */
+		"ht_tp://127.0.0.1/",	/* not a scheme character */
+		"127.0.0.1/",		/* no scheme */
+		"large",		/* no leading slash */
+	};
+
+	start_step(_i, NULL);
+	expect_errors("GET %s HTTP/1.1\r\n" HOST_HDR "\r\n", targets, ARRAY_SIZE(targets),
+		      "HTTP/1.1 400 Bad Request");
+}
+END_TEST
+
 START_TEST(method_405)
 {
 	static const char *const methods[] = { "POST", "PUT", "DELETE", "OPTIONS", "PATCH" };
@@ -1043,6 +1093,8 @@ static Suite *step_suite(int idx)
 	ADD(tc, large_small_size);
 	ADD(tc, large_slow_reader);
 	ADD(tc, not_found_404);
+	ADD(tc, absolute_form_routes);
+	ADD(tc, absolute_form_malformed_400);
 	ADD(tc, method_405);
 	ADD(tc, bad_request_line_400);
 	ADD(tc, headers_too_large_431);
