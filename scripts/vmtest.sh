@@ -28,6 +28,10 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 kernel=${1:-6.1}
+# For a closer look at one failure: VMTEST_STEPS=step06_multishot_bufring
+# VMTEST_SUITES="main keepalive faults close" VMTEST_CASE=tcase, and
+# VMTEST_TRACE=1 prints io_uring's tracepoints after each suite.
+trace=${VMTEST_TRACE:+1}
 cache=$repo/.vmtest/cache
 total_timeout=${VMTEST_TIMEOUT:-1800}
 suite_timeout=${VMTEST_SUITE_TIMEOUT:-600}
@@ -145,7 +149,7 @@ copy() {
 copy "$(command -v strace)"
 ln -sf /bin/busybox "$root/usr/bin/env"
 steps=""
-for d in step[0-9][0-9]_*; do
+for d in ${VMTEST_STEPS:-step[0-9][0-9]_*}; do
 	mkdir -p "$root/repo/$d"
 	cp "$d/server" "$root/repo/$d/server"
 	copy "$repo/$d/server"
@@ -180,6 +184,12 @@ echo "VMTEST up \$(uname -r)"
 cs=\$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)
 echo "VMTEST clocksource \$cs"
 cd /repo
+if [ -n "$trace" ]; then
+	mount -t tracefs tracefs /sys/kernel/tracing
+	echo 8192 >/sys/kernel/tracing/buffer_size_kb
+	echo 1 >/sys/kernel/tracing/events/io_uring/enable
+	echo 0 >/sys/kernel/tracing/tracing_on
+fi
 # The slowdown: a fixed loop of work timed here, divided by the same loop's
 # time on the host (VMTEST_HOST_LOOP, in ms), rounded up to a tenth, >= 1.
 t0=\$(cut -d' ' -f1 /proc/uptime)
@@ -194,11 +204,15 @@ echo "VMTEST doctor-begin"
 timeout 300 scripts/doctor 2>&1
 echo "VMTEST doctor-end \$?"
 for step in$steps; do
-	for kind in "" keepalive faults close; do
-		suite=\$step\${kind:+/\$kind}
+	for kind in ${VMTEST_SUITES:-main keepalive faults close}; do
+		suite=\$step; [ \$kind = main ] || suite=\$step/\$kind
 		echo "VMTEST suite-begin \$suite"
-		CK_RUN_SUITE=\$suite STEPS=\$step timeout $suite_timeout tests/run_tests 2>&1
-		echo "VMTEST suite-end \$suite \$?"
+		[ -n "$trace" ] && echo 1 >/sys/kernel/tracing/tracing_on
+		CK_RUN_SUITE=\$suite STEPS=\$step ${VMTEST_CASE:+CK_RUN_CASE=$VMTEST_CASE} \\
+			timeout $suite_timeout tests/run_tests 2>&1
+		rc=\$?
+		[ -n "$trace" ] && echo 0 >/sys/kernel/tracing/tracing_on && cat /sys/kernel/tracing/trace && echo >/sys/kernel/tracing/trace
+		echo "VMTEST suite-end \$suite \$rc"
 	done
 done
 echo "VMTEST done"
