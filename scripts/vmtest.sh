@@ -16,9 +16,12 @@
 # links copied in; loopback is its only network. It boots with KVM when
 # /dev/kvm boots the kernel within VMTEST_KVM_PROBE seconds (a nested,
 # paravirtual /dev/kvm may hang a stock kernel in its decompressor), and
-# under TCG otherwise; the output says which. Under TCG every suite runs
-# with VMTEST_SLOWDOWN set to the guest's measured slowdown, which the
-# timing checks about the server use to widen their limits (and say so).
+# under TCG otherwise; the output says which. Emulated, the guest is
+# several times slower than the host (the table's header gives a shell
+# loop's ratio, for information); Check's timeouts get CK_TIMEOUT_MULTIPLIER=3,
+# and the timing checks about the server measure on the guest's own clock:
+# those that depend on the machine's speed scale themselves by what they
+# measured, and say so in the log.
 #
 # Bounded: the whole guest run is killed after VMTEST_TIMEOUT seconds (1800),
 # each suite after VMTEST_SUITE_TIMEOUT (600). QEMU runs under nice -n 10.
@@ -190,16 +193,16 @@ if [ -n "$trace" ]; then
 	echo 1 >/sys/kernel/tracing/events/io_uring/enable
 	echo 0 >/sys/kernel/tracing/tracing_on
 fi
-# The slowdown: a fixed loop of work timed here, divided by the same loop's
-# time on the host (VMTEST_HOST_LOOP, in ms), rounded up to a tenth, >= 1.
+# For information: a loop of shell work timed here, divided by the same
+# loop's time on the host.
 t0=\$(cut -d' ' -f1 /proc/uptime)
 i=0; while [ \$i -lt 200000 ]; do i=\$((i + 1)); done
 t1=\$(cut -d' ' -f1 /proc/uptime)
 guest_ms=\$(awk -v a=\$t0 -v b=\$t1 'BEGIN { printf "%d", (b - a) * 1000 }')
 echo "VMTEST loop \$guest_ms"
-slow=\$(awk -v g=\$guest_ms -v h=$host_loop 'BEGIN { s = g / h; if (s < 1) s = 1; printf "%.1f", s }')
+slow=\$(awk -v g=\$guest_ms -v h=$host_loop 'BEGIN { printf "%.1f", g / h }')
 echo "VMTEST slowdown \$slow"
-grep -q vmtest.accel=tcg /proc/cmdline && export VMTEST_SLOWDOWN=\$slow CK_TIMEOUT_MULTIPLIER=\$(awk -v s=\$slow 'BEGIN { printf "%d", s + 1.999 }')
+grep -q vmtest.accel=tcg /proc/cmdline && export CK_TIMEOUT_MULTIPLIER=3
 echo "VMTEST doctor-begin"
 timeout 300 scripts/doctor 2>&1
 echo "VMTEST doctor-end \$?"
@@ -282,7 +285,7 @@ while :; do
 	n=$(grep -c '^VMTEST suite-end' "$tmp/console.log" || true)
 	if [ "$n" -gt "$shown" ]; then
 		grep '^VMTEST suite-end' "$tmp/console.log" | sed -n "$((shown + 1)),${n}p" |
-			while read -r _ _ s rc; do
+			tr -d '\r' | while read -r _ _ s rc; do
 				case "$s:$rc" in */keepalive:1) ;; *) echo "vmtest: $s: exit $rc" ;; esac
 			done
 		shown=$n
@@ -315,7 +318,7 @@ tr -d '\r' <"$tmp/console.log" >"$log"
 cs=$(sed -n 's/^VMTEST clocksource //p' "$log")
 slow=$(sed -n 's/^VMTEST slowdown //p' "$log")
 echo
-echo "kernel $label, $accel, clocksource ${cs:-?}, slowdown ${slow:-?} (host loop ${host_loop} ms), ${elapsed} s; full log: ${log#"$repo"/}"
+echo "kernel $label, $accel, clocksource ${cs:-?}, a shell loop ${slow:-?} times slower than here, ${elapsed} s; full log: ${log#"$repo"/}"
 echo
 echo "doctor:"
 sed -n '/^VMTEST doctor-begin/,/^VMTEST doctor-end/p' "$log" | grep -v '^VMTEST' | sed 's/^/  /'
