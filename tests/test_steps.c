@@ -766,9 +766,10 @@ static void sequential_requests(int n)
 
 /*
  * The current clocksource, into @buf ("" if unknown). On x86 the vDSO reads
- * only tsc, kvm-clock and the Hyper-V TSC page (the vclock modes TSC, PVCLOCK
- * and HVCLOCK); on any other, such as the hpet a VM under QEMU's TCG gets
- * with Debian's 6.1, strace counts every clock_gettime() as a syscall.
+ * only tsc, kvm-clock and the Hyper-V TSC page (VDSO_ARCH_CLOCKMODES in
+ * arch/x86/include/asm/clocksource.h); on any other, such as the hpet a VM
+ * under QEMU's TCG gets with Debian's 6.1, strace counts every
+ * clock_gettime() as a syscall (measured: 1223 in 200 requests of step 05).
  */
 static const char *clocksource(char *buf, size_t size)
 {
