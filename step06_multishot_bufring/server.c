@@ -800,12 +800,13 @@ static void queue_close(struct io_uring *ring, struct conn *c)
 
 	/*
 	 * The FIN leaves when the socket's last reference goes. A fixed
-	 * file's last one can outlive its close: Linux 6.1 drops it from a
-	 * work item run up to a second later (io_rsrc_node_ref_zero() in
-	 * io_uring/rsrc.c), and clients waited that second for the FIN. A
-	 * shutdown linked ahead of the close sends it now; its completion
-	 * shows only if it fails (a reset connection), and the close runs
-	 * either way. One room check for both, so the link is never split.
+	 * file's last one can outlive its close: on Linux 6.1 and 6.12
+	 * clients waited up to a second for the FIN (6.1 drops it from a
+	 * work item run a second later, io_rsrc_node_ref_zero() in
+	 * io_uring/rsrc.c). A shutdown linked ahead of the close sends it
+	 * now; its completion shows only if it fails (a reset connection),
+	 * and the close runs either way. One room check for both, so the
+	 * link is never split.
 	 */
 	make_room(ring, 2);
 	if (!c->shut) {
