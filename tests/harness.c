@@ -717,11 +717,18 @@ fail:
 long strace_calls_of(const char *table, const char *name)
 {
 	const char *line = table;
-	char tok[6][64];
+	char one[256], tok[6][64];
+	size_t len;
 	int n;
 
 	while (line && *line) {
-		n = sscanf(line, "%63s %63s %63s %63s %63s %63s",
+		/* One line at a time: sscanf() would read on into the next. */
+		len = strcspn(line, "\n");
+		if (len >= sizeof(one))
+			len = sizeof(one) - 1;
+		memcpy(one, line, len);
+		one[len] = '\0';
+		n = sscanf(one, "%63s %63s %63s %63s %63s %63s",
 			   tok[0], tok[1], tok[2], tok[3], tok[4], tok[5]);
 		/* "% time seconds usecs/call calls [errors] name" */
 		if ((n == 5 && !strcmp(tok[4], name)) ||
