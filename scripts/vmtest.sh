@@ -338,16 +338,14 @@ function flush() {
 	if (rc == 0) pass[st]++
 	else {
 		fail[st]++
+		failed_any = 1
 		k = s; sub(/^[^\/]*/, "", k); k = (k == "" ? "main" : substr(k, 2))
 		checks[st] = checks[st] (checks[st] == "" ? "" : "; ") k ": " (out == "" ? "exit " rc : out)
 	}
 	suite = ""
 }
 BEGIN { printf "%-12s %-26s %6s %6s  %s\n", "kernel", "step", "passed", "failed", "failing checks" }
-END { flush() }
-' "$log"
+END { flush(); exit failed_any }
+' "$log" || status=1
 grep -q '^VMTEST done' "$log" || status=1
-if grep -q '^VMTEST suite-end [^ ]* [1-9]' "$log"; then
-	status=1
-fi
 exit $status
