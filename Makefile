@@ -23,6 +23,8 @@
 #   make solution STEP=03  the solutions to step 03's exercises in TUTORIAL.md
 #   make deps            install what is missing (as root), or say how
 #   make doctor          is this machine ready for the workshop? a verdict per step
+#   make vmtest [KERNEL=6.1|6.12|PATH]  boot Debian's kernel under QEMU, run the
+#                        doctor and every step's suites inside (root)
 #   make clean
 #
 # SANITIZE=1 builds servers and tests with AddressSanitizer and UBSan.
@@ -75,6 +77,11 @@ doctor: scripts/doctor
 scripts/doctor: scripts/doctor.c
 	@pkg-config --exists 'liburing >= 2.3' 2>/dev/null || { sh scripts/deps.sh --check; exit 1; }
 	$(CC) -O2 -g -Wall -Wextra -std=gnu11 -o $@ $< $$(pkg-config --cflags --libs liburing)
+
+# Debian 12's kernels under QEMU (scripts/vmtest.sh); root, and says so.
+KERNEL ?= 6.1
+vmtest:
+	@scripts/vmtest.sh '$(KERNEL)'
 
 run: deps-core
 	@$(MAKE) --no-print-directory $(if $(STEP),$(step_dir),$(NEWEST))
@@ -153,4 +160,4 @@ clean:
 	@for d in $(SERVERS) tests fuzz; do $(MAKE) --no-print-directory -C $$d clean; done
 	rm -f scripts/doctor
 
-.PHONY: all deps deps-core doctor test run walkthrough bench bench-publish fuzz valgrind tutorial solution diff clean FORCE
+.PHONY: all deps deps-core doctor vmtest test run walkthrough bench bench-publish fuzz valgrind tutorial solution diff clean FORCE

@@ -895,8 +895,26 @@ static void queue_send(struct io_uring *ring, struct conn *c)
 
 static void queue_close(struct io_uring *ring, struct conn *c)
 {
-	struct io_uring_sqe *sqe = get_sqe(ring);
+	struct io_uring_sqe *sqe;
 
+	/*
+	 * The FIN leaves when the socket's last reference goes. A fixed
+	 * file's last one can outlive its close: on Linux 6.1 and 6.12
+	 * clients waited up to a second for the FIN (6.1 drops it from a
+	 * work item run a second later, io_rsrc_node_ref_zero() in
+	 * io_uring/rsrc.c). A shutdown linked ahead of the close sends it
+	 * now; its completion shows only if it fails (a reset connection),
+	 * and the close runs either way. One room check for both, so the
+	 * link is never split.
+	 */
+	make_room(ring, 2);
+	if (!c->shut) {
+		sqe = io_uring_get_sqe(ring);
+		io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
+		io_uring_sqe_set_data64(sqe, make_user_data(OP_SHUTDOWN, c));
+		sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+	}
+	sqe = io_uring_get_sqe(ring);
 	io_uring_prep_close_direct(sqe, c->fd);
 	io_uring_sqe_set_data64(sqe, make_user_data(OP_CLOSE, c));
 	c->closing = 1;

@@ -714,18 +714,25 @@ fail:
 	return -1;
 }
 
-static long parse_total_calls(const char *table)
+long strace_calls_of(const char *table, const char *name)
 {
 	const char *line = table;
-	char tok[6][64];
+	char one[256], tok[6][64];
+	size_t len;
 	int n;
 
 	while (line && *line) {
-		n = sscanf(line, "%63s %63s %63s %63s %63s %63s",
+		/* One line at a time: sscanf() would read on into the next. */
+		len = strcspn(line, "\n");
+		if (len >= sizeof(one))
+			len = sizeof(one) - 1;
+		memcpy(one, line, len);
+		one[len] = '\0';
+		n = sscanf(one, "%63s %63s %63s %63s %63s %63s",
 			   tok[0], tok[1], tok[2], tok[3], tok[4], tok[5]);
-		/* "% time seconds usecs/call calls [errors] total" */
-		if ((n == 5 && !strcmp(tok[4], "total")) ||
-		    (n == 6 && !strcmp(tok[5], "total")))
+		/* "% time seconds usecs/call calls [errors] name" */
+		if ((n == 5 && !strcmp(tok[4], name)) ||
+		    (n == 6 && !strcmp(tok[5], name)))
 			return strtol(tok[3], NULL, 10);
 		line = strchr(line, '\n');
 		if (line)
@@ -769,7 +776,7 @@ int strace_finish(struct strace_run *t, long *calls, char *table, size_t table_s
 	close(fd);
 	if (n < 0)
 		goto out;
-	*calls = parse_total_calls(buf);
+	*calls = strace_calls_of(buf, "total");
 	if (table)
 		snprintf(table, table_size, "%s", buf);
 	ret = 0;

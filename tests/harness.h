@@ -136,6 +136,9 @@ int strace_start(struct strace_run *t, pid_t target, char *why, size_t why_size)
  */
 int strace_finish(struct strace_run *t, long *calls, char *table, size_t table_size);
 
+/* The calls of syscall @name (or "total") in strace -c's @table; 0 if absent. */
+long strace_calls_of(const char *table, const char *name);
+
 /* Kill and reap strace if still running, remove its files.  Idempotent. */
 void strace_cleanup(struct strace_run *t);
 
