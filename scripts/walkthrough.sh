@@ -138,6 +138,18 @@ while IFS= read -r m; do
 	if [ ! -s "$work/block" ]; then
 		failed=$((failed + 1)); echo "FAIL $id: TUTORIAL.md:$line: no indented block after the marker"; continue
 	fi
+	# The load tools come with `make deps`, not with make test's packages:
+	# a block that needs one that is missing is skipped, saying which.
+	lack=""
+	for tool in ab wrk curl h2load nc top strace; do
+		grep -Eq "(^|[^A-Za-z0-9_./-])$tool( |$)" "$work/block" || continue
+		command -v "$tool" >/dev/null 2>&1 || lack="$lack $tool"
+	done
+	if [ -n "$lack" ]; then
+		skipped=$((skipped + 1))
+		echo "skip $id: needs$lack (make deps installs the load tools, as root)"
+		continue
+	fi
 	t0=$(date +%s)
 	run_block
 	# once more before it counts: on two busy shared cores a short load
