@@ -152,7 +152,7 @@ copy() {
 copy "$(command -v strace)"
 ln -sf /bin/busybox "$root/usr/bin/env"
 steps=""
-for d in ${VMTEST_STEPS:-step[0-9][0-9]_*}; do
+for d in ${VMTEST_STEPS:-step[0-9][0-9]_* epilogue_*}; do
 	mkdir -p "$root/repo/$d"
 	cp "$d/server" "$root/repo/$d/server"
 	copy "$repo/$d/server"
