@@ -65,10 +65,21 @@ fi
 
 tmp=$(mktemp -d /tmp/vmtest.XXXXXX)
 qemu_pid=""
+# reap PID: until it has exited, at most 30 s, then for good. QEMU is
+# disowned when it starts (boot()): a QEMU that KVM makes abort would have
+# the shell print "Aborted" as if the test had failed; so no `wait` here.
+reap() {
+	local i
+	for i in $(seq 150); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.2
+	done
+	kill -9 "$1" 2>/dev/null || true
+}
 cleanup() {
 	if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
 		kill "$qemu_pid" 2>/dev/null || true
-		wait "$qemu_pid" 2>/dev/null || true
+		reap "$qemu_pid"
 	fi
 	rm -rf "$tmp"
 }
@@ -240,6 +251,7 @@ boot() {
 		-append "console=ttyS0 panic=-1 quiet rdinit=/init vmtest.accel=$accel" \
 		2>"$tmp/qemu.err" &
 	qemu_pid=$!
+	disown "$qemu_pid"
 }
 
 # wait_for LINE SECONDS: until the console has LINE or QEMU exits.
@@ -264,7 +276,7 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 		accel_err=$(grep -m1 -i error "$tmp/qemu.err" || true)
 		echo "vmtest: /dev/kvm did not boot $label within ${kvm_probe} s${accel_err:+ ($accel_err)}: emulating (TCG), slower"
 		kill "$qemu_pid" 2>/dev/null || true
-		wait "$qemu_pid" 2>/dev/null || true
+		reap "$qemu_pid"
 		qemu_pid=""
 		accel=""
 	fi
@@ -305,7 +317,7 @@ while :; do
 	sleep 2
 done
 elapsed=$((SECONDS - start))
-wait "$qemu_pid" 2>/dev/null || true
+reap "$qemu_pid"
 qemu_pid=""
 
 log_dir=$repo/.vmtest/log
