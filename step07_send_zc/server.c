@@ -670,6 +670,7 @@ struct conn {
 	char *spill;			/* bytes past its share, copied out of the ring */
 	size_t spill_len, spill_off;	/* bytes in spill, and of those moved to buf */
 	int wait_bufs;			/* its recv met an empty ring: see rearm_waiting() */
+	int overtaken;			/* released, its close still to complete: see handle_accept() */
 	const struct response *resp;	/* being sent, shared and read-only */
 	size_t sent;			/* how much of resp the socket took */
 	char buf[MAX_HEADER_BYTES];	/* requests, copied out of the buffers */
@@ -1556,6 +1557,20 @@ static void rearm_waiting(struct io_uring *ring)
 	}
 }
 
+/*
+ * What a connection gives back when it is over: the buffers it holds, its
+ * place among those waiting for buffers, its slot.
+ */
+static void release_conn(struct conn *c)
+{
+	drop_held(c);
+	if (c->wait_bufs) {
+		c->wait_bufs = 0;
+		nr_waiting--;
+	}
+	free_conn(c);
+}
+
 static void handle_accept(struct io_uring *ring, int listen_fd,
 			  struct io_uring_cqe *cqe)
 {
@@ -1585,6 +1600,21 @@ static void handle_accept(struct io_uring *ring, int listen_fd,
 			return;
 		}
 	} else {
+		/*
+		 * The kernel hands a slot out again as soon as a close has
+		 * emptied it, but the close's completion can come after that
+		 * of the accept that reused it: a multishot accept posts each
+		 * completion at once, and the close's may wait for the end
+		 * of a batch (seen on Linux 6.18 under load: a close run as
+		 * task work after its linked shutdown). A slot we still take
+		 * for open has been closed, then: release it now, and let
+		 * its last completions pass when they come (handle_cqe()).
+		 * overtaken is not reset by alloc_conn().
+		 */
+		if (conns[res].fd >= 0) {
+			release_conn(&conns[res]);
+			conns[res].overtaken = 1;
+		}
 		c = alloc_conn(res);
 		queue_recv(ring, c);
 		stats.connections++;
@@ -1853,12 +1883,7 @@ static void handle_close(struct io_uring *ring, int listen_fd, struct conn *c,
 	/* Even a failed close releases the descriptor. */
 	if (res < 0)
 		report_conn_error("close", -res);
-	drop_held(c);
-	if (c->wait_bufs) {
-		c->wait_bufs = 0;
-		nr_waiting--;
-	}
-	free_conn(c);
+	release_conn(c);
 	if (!accept_armed)
 		queue_accept(ring, listen_fd);
 }
@@ -1912,8 +1937,15 @@ static void handle_cqe(struct io_uring *ring, int listen_fd,
 		       struct io_uring_cqe *cqe)
 {
 	struct conn *c = &conns[(cqe->user_data >> 8) & 0xffffff];
+	unsigned int op = cqe->user_data & 0xff;
 
-	switch (cqe->user_data & 0xff) {
+	/* The last of a connection released already by handle_accept(). */
+	if (c->overtaken && (op == OP_SHUTDOWN || op == OP_CLOSE)) {
+		if (op == OP_CLOSE)
+			c->overtaken = 0;
+		return;
+	}
+	switch (op) {
 	case OP_ACCEPT:
 		handle_accept(ring, listen_fd, cqe);
 		break;
