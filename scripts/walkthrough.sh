@@ -206,12 +206,13 @@ while IFS= read -r m; do
 	line=${m%%:*}
 	marker=${m#*:}
 	id=$(echo "$marker" | awk '{ print $3 }')
+	flags=$(echo "$marker" | sed 's/"[^"]*"//g')	# the bare words: root, user, fast
 	if [ -n "${WALK_ONLY:-}" ] && ! echo " $WALK_ONLY " | grep -q " $id "; then continue; fi
-	if [ -n "${WALK_FAST:-}" ] && ! echo "$marker" | grep -q ' fast '; then continue; fi
-	if echo "$marker" | grep -q ' root ' && [ "$(id -u)" != 0 ]; then
+	if [ -n "${WALK_FAST:-}" ] && ! echo "$flags" | grep -q ' fast '; then continue; fi
+	if echo "$flags" | grep -q ' root ' && [ "$(id -u)" != 0 ]; then
 		skipped=$((skipped + 1)); echo "skip $id: needs root (as the text says: sudo)"; continue
 	fi
-	if echo "$marker" | grep -q ' user ' && [ "$(id -u)" = 0 ]; then
+	if echo "$flags" | grep -q ' user ' && [ "$(id -u)" = 0 ]; then
 		skipped=$((skipped + 1)); echo "skip $id: an ordinary user's (root is not limited the way the text shows)"; continue
 	fi
 	if [ -n "$(attr manual)" ]; then
