@@ -248,7 +248,11 @@ while IFS= read -r m; do
 	# once more before it counts: on two busy shared cores a short load
 	# or an attach can lose its turn (check_trace.sh does the same)
 	retried=""
-	[ -n "$miss" ] && { run_block; retried=", on a second try"; }
+	if [ -n "$miss" ]; then
+		retried=", on a second try"
+		[ -n "${WALK_VERBOSE:-}" ] && { echo "      first try of $id: $miss"; sed 's/^/      1 /' "$work/out"; }
+		run_block
+	fi
 	why=$(change_tree revert) || miss="$miss${miss:+; }undoing the change: $why"
 	if [ -z "$miss" ]; then
 		ok=$((ok + 1)); echo "ok   $id ($(( $(date +%s) - t0 )) s$retried)"
