@@ -844,9 +844,9 @@ static void queue_accept(struct io_uring *ring, int listen_fd)
 static void queue_accept_backoff(struct io_uring *ring)
 {
 	/*
-	 * The kernel copies the timespec when it takes the request in: in
-	 * io_uring_submit(), or later in the SQ thread (step04 on). Either
-	 * way that can be after we return, so it must outlive this function.
+	 * The kernel copies the timespec when it takes the request in, at
+	 * the next submit: after we return, so it must outlive this
+	 * function.
 	 */
 	static struct __kernel_timespec backoff = {
 		.tv_nsec = ACCEPT_BACKOFF_MS * 1000000LL,
@@ -993,9 +993,9 @@ static void queue_check(struct io_uring *ring, struct conn *c)
  * One timeout for all connections, set for the earliest deadline: an idle
  * server with idle connections wakes up only when one is due. Absolute
  * time on CLOCK_MONOTONIC, which now_us() reads too. The kernel copies the
- * timespec when the SQ thread takes the request; should both a timeout
- * and an update of it wait in the SQ at once, both read the later value,
- * which is the earlier deadline: still right.
+ * timespec when it takes the request in, at the next submit; should
+ * both a timeout and an update of it wait in the SQ at once, both
+ * read the later value, which is the earlier deadline: still right.
  */
 static void arm_sweep(struct io_uring *ring, __u64 deadline)
 {
