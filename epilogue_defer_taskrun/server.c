@@ -5,7 +5,7 @@
  *
  * What it shows: IORING_SETUP_DEFER_TASKRUN keeps the completions' task
  * work (the second half of every recv, send and accept) queued until this
- * thread enters the kernel to wait, and runs it there, all of it at once.
+ * thread enters the kernel to wait, and runs it there, in batches.
  * Every turn of the loop is then one io_uring_enter() that submits what
  * the last batch queued and reaps the next batch. Idle, the thread sleeps
  * in that call; under load each call carries many requests, so syscalls
@@ -1451,8 +1451,8 @@ static int setup_ring(struct io_uring *ring, const struct config *cfg)
 	/*
 	 * No SQ thread. A completion's task work (posting its CQE, moving
 	 * the bytes of a recv into a buffer) then waits until this thread
-	 * enters the kernel to wait for completions, and runs there, in one
-	 * batch: no interrupting us mid-loop, no other core. The kernel
+	 * enters the kernel to wait for completions, and runs there, in
+	 * batches: no interrupting us mid-loop, no other core. The kernel
 	 * accepts that only from a ring with a single task submitting to it
 	 * (SINGLE_ISSUER), since the work must run in the task that owns
 	 * it; and refuses it with SQPOLL, whose thread would be the issuer.
