@@ -5,7 +5,7 @@
  *
  * What it shows: IORING_SETUP_DEFER_TASKRUN keeps the completions' task
  * work (the second half of every recv, send and accept) queued until this
- * thread enters the kernel to wait, and runs it there, all of it at once.
+ * thread enters the kernel to wait, and runs it there, in batches.
  * Every turn of the loop is then one io_uring_enter() that submits what
  * the last batch queued and reaps the next batch. Idle, the thread sleeps
  * in that call; under load each call carries many requests, so syscalls
@@ -845,9 +845,9 @@ static void queue_accept(struct io_uring *ring, int listen_fd)
 static void queue_accept_backoff(struct io_uring *ring)
 {
 	/*
-	 * The kernel copies the timespec when it takes the request in: in
-	 * io_uring_submit(), or later in the SQ thread (step04 on). Either
-	 * way that can be after we return, so it must outlive this function.
+	 * The kernel copies the timespec when it takes the request in, at
+	 * the next submit: after we return, so it must outlive this
+	 * function.
 	 */
 	static struct __kernel_timespec backoff = {
 		.tv_nsec = ACCEPT_BACKOFF_MS * 1000000LL,
@@ -994,9 +994,9 @@ static void queue_check(struct io_uring *ring, struct conn *c)
  * One timeout for all connections, set for the earliest deadline: an idle
  * server with idle connections wakes up only when one is due. Absolute
  * time on CLOCK_MONOTONIC, which now_us() reads too. The kernel copies the
- * timespec when the SQ thread takes the request; should both a timeout
- * and an update of it wait in the SQ at once, both read the later value,
- * which is the earlier deadline: still right.
+ * timespec when it takes the request in, at the next submit; should
+ * both a timeout and an update of it wait in the SQ at once, both
+ * read the later value, which is the earlier deadline: still right.
  */
 static void arm_sweep(struct io_uring *ring, __u64 deadline)
 {
@@ -1452,8 +1452,8 @@ static int setup_ring(struct io_uring *ring, const struct config *cfg)
 	/*
 	 * No SQ thread. A completion's task work (posting its CQE, moving
 	 * the bytes of a recv into a buffer) then waits until this thread
-	 * enters the kernel to wait for completions, and runs there, in one
-	 * batch: no interrupting us mid-loop, no other core. The kernel
+	 * enters the kernel to wait for completions, and runs there, in
+	 * batches: no interrupting us mid-loop, no other core. The kernel
 	 * accepts that only from a ring with a single task submitting to it
 	 * (SINGLE_ISSUER), since the work must run in the task that owns
 	 * it; and refuses it with SQPOLL, whose thread would be the issuer.
