@@ -52,6 +52,7 @@
 #define LINGER_MS		2000	/* after our last response, wait this long for the client's EOF */
 #define LINGER_MAX_BYTES	(1024 * 1024)	/* ... and read at most this much of what it sends */
 #define STOP_CHECK_MS		500	/* longest sleep before looking at stop_requested */
+#define REARM_QUIET_US		100	/* this long without a completion: see rearm_waiting() */
 #define DEFAULT_BUFFERS		256	/* provided buffers in the ring (-B) */
 #define MAX_BUFFERS		32768	/* the most a buffer ring may hold */
 #define BUFFER_SIZE		4096	/* bytes in one provided buffer */
@@ -1532,13 +1533,13 @@ static void rearm_recv(struct io_uring *ring, struct conn *c)
  * under QEMU: a recv of the last 1904 bytes, then ENOBUFS with nothing
  * left to read). Armed again, such a recv just waits for data: no
  * completion comes of it, and if nothing else completes, connections
- * that do have bytes would wait for good. So event_loop() calls this on
- * every turn, also one that brought no completion.
+ * that do have bytes would wait for good. So event_loop() calls this
+ * also when REARM_QUIET_US have passed without a completion.
  */
-static void rearm_waiting(struct io_uring *ring)
+static unsigned int rearm_waiting(struct io_uring *ring)
 {
 	static unsigned int next;
-	unsigned int i, budget = bufs_in_ring;
+	unsigned int i, budget = bufs_in_ring, armed = 0;
 	struct conn *c;
 
 	for (i = 0; i < MAX_CONNS && nr_waiting && budget; i++) {
@@ -1551,9 +1552,11 @@ static void rearm_waiting(struct io_uring *ring)
 		if (c->recv_armed || c->input_done || holds_bytes(c))
 			continue;
 		budget--;
+		armed++;
 		rearm_recv(ring, c);
 		stats.enobufs++;
 	}
+	return armed;
 }
 
 /*
@@ -2044,6 +2047,11 @@ static struct __kernel_timespec stop_check = {
 	.tv_nsec = STOP_CHECK_MS * 1000000LL,
 };
 
+/* While connections wait for buffers that are back: see rearm_waiting(). */
+static struct __kernel_timespec rearm_quiet = {
+	.tv_nsec = REARM_QUIET_US * 1000LL,
+};
+
 static int event_loop(struct io_uring *ring, int listen_fd)
 {
 	struct io_uring_cqe *cqe;
@@ -2052,9 +2060,6 @@ static int event_loop(struct io_uring *ring, int listen_fd)
 
 	queue_accept(ring, listen_fd);
 	while (!stop_requested) {
-		/* Buffers back for connections waiting: see rearm_waiting(). */
-		if (nr_waiting)
-			rearm_waiting(ring);
 		/*
 		 * One syscall per turn: submit what the last batch queued,
 		 * then, unless a completion is already in the CQ, run the
@@ -2066,9 +2071,14 @@ static int event_loop(struct io_uring *ring, int listen_fd)
 		 * submitted, or -ETIME after stop_check with nothing done.
 		 */
 		ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1,
-						       &stop_check, NULL);
-		if (ret == -EINTR || ret == -ETIME)
+				nr_waiting && bufs_in_ring ? &rearm_quiet : &stop_check,
+				NULL);
+		if (ret == -EINTR || ret == -ETIME) {
+			/* Quiet: see rearm_waiting()'s pitfall. */
+			if (nr_waiting)
+				rearm_waiting(ring);
 			continue;
+		}
 		if (ret < 0 && ret != -EAGAIN && ret != -EBUSY) {
 			fprintf(stderr, "io_uring_submit_and_wait_timeout: %s\n",
 				strerror(-ret));
@@ -2081,6 +2091,8 @@ static int event_loop(struct io_uring *ring, int listen_fd)
 			count++;
 		}
 		io_uring_cq_advance(ring, count);
+		if (nr_waiting)
+			rearm_waiting(ring);
 		if (io_uring_cq_has_overflow(ring))
 			stats.cq_overflows++;
 	}

@@ -50,6 +50,7 @@
 #define LINGER_MS		2000	/* after our last response, wait this long for the client's EOF */
 #define LINGER_MAX_BYTES	(1024 * 1024)	/* ... and read at most this much of what it sends */
 #define STOP_CHECK_MS		500	/* longest sleep before looking at stop_requested */
+#define REARM_QUIET_US		100	/* this long without a completion: see rearm_waiting() */
 #define SQ_THREAD_IDLE_MS	100	/* the SQ thread sleeps after this long idle */
 #define DEFAULT_SPIN_US		1000	/* spin this long without work, then sleep */
 #define MAX_SPIN_US		10000000
@@ -1411,13 +1412,13 @@ static void rearm_recv(struct io_uring *ring, struct conn *c)
  * under QEMU: a recv of the last 1904 bytes, then ENOBUFS with nothing
  * left to read). Armed again, such a recv just waits for data: no
  * completion comes of it, and if nothing else completes, connections
- * that do have bytes would wait for good. So event_loop() calls this on
- * every turn, also one that brought no completion.
+ * that do have bytes would wait for good. So event_loop() calls this
+ * also when REARM_QUIET_US have passed without a completion.
  */
-static void rearm_waiting(struct io_uring *ring)
+static unsigned int rearm_waiting(struct io_uring *ring)
 {
 	static unsigned int next;
-	unsigned int i, budget = bufs_in_ring;
+	unsigned int i, budget = bufs_in_ring, armed = 0;
 	struct conn *c;
 
 	for (i = 0; i < MAX_CONNS && nr_waiting && budget; i++) {
@@ -1430,9 +1431,11 @@ static void rearm_waiting(struct io_uring *ring)
 		if (c->recv_armed || c->input_done || holds_bytes(c))
 			continue;
 		budget--;
+		armed++;
 		rearm_recv(ring, c);
 		stats.enobufs++;
 	}
+	return armed;
 }
 
 /*
@@ -1848,9 +1851,6 @@ static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us
 	queue_accept(ring, listen_fd);
 	last_work = now_us();
 	while (!stop_requested) {
-		/* Buffers back for connections waiting: see rearm_waiting(). */
-		if (nr_waiting)
-			rearm_waiting(ring);
 		/* No syscall unless the SQ thread sleeps (IORING_SQ_NEED_WAKEUP). */
 		ret = io_uring_submit(ring);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
@@ -1868,6 +1868,12 @@ static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us
 		 */
 		ret = io_uring_peek_cqe(ring, &cqe);
 		if (ret == -EAGAIN) {
+			/* Quiet for a while: see rearm_waiting()'s pitfall. */
+			if (nr_waiting && now_us() - last_work >= REARM_QUIET_US &&
+			    rearm_waiting(ring)) {
+				last_work = now_us();
+				continue;
+			}
 			if (!spin_us || now_us() - last_work < spin_us)
 				continue;
 			ret = io_uring_wait_cqe_timeout(ring, &cqe, &stop_check);
@@ -1885,6 +1891,8 @@ static int event_loop(struct io_uring *ring, int listen_fd, unsigned int spin_us
 			count++;
 		}
 		io_uring_cq_advance(ring, count);
+		if (nr_waiting)
+			rearm_waiting(ring);
 		last_work = now_us();
 		if (io_uring_cq_has_overflow(ring))
 			stats.cq_overflows++;
